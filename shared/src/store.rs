@@ -201,7 +201,8 @@ impl SessionStore {
     /// One attempt: a conditional UpdateItem that sets the lock and returns
     /// the item, as the PHP handler's acquire does.
     async fn try_lock(&self, id: &SessionId, token: &LockToken) -> Result<Session, SessionError> {
-        let lease_until = now_millis() + self.config.lock_lease.as_millis() as i64;
+        let now_ms = now_millis();
+        let lease_until = now_ms + self.config.lock_lease.as_millis() as i64;
         let update = format!("SET {P_LOCK} = :one, {P_TOKEN} = :token, {P_LEASE} = :lease, {P_EXP} = :exp");
         let condition = format!("attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {}", locking::lock_condition(None));
         let (key_name, key) = self.key(id);
@@ -216,7 +217,7 @@ impl SessionStore {
             .expression_attribute_values(":lease", n(lease_until))
             .expression_attribute_values(":exp", n(self.new_expiry()))
             .expression_attribute_values(":now", n(now_secs()))
-            .expression_attribute_values(":now_ms", n(now_millis()))
+            .expression_attribute_values(":now_ms", n(now_ms))
             .update_expression(update)
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
@@ -225,7 +226,7 @@ impl SessionStore {
             .await;
         match result_item(result_or_failure(out)) {
             Ok(item) => self.session(id, &Record::decode(&self.config, &item), Some(token.clone())),
-            Err(failure) => Err(self.explain(id, failure, &WriteOptions::default()).await),
+            Err(failure) => Err(self.explain(id, failure, &WriteOptions::default(), now_ms).await),
         }
     }
 
@@ -271,6 +272,7 @@ impl SessionStore {
             "attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {}",
             locking::lock_condition(options.lock_token.as_ref())
         );
+        let now_ms = now_millis();
         let (key_name, key) = self.key(id);
         let mut request = self
             .client
@@ -284,7 +286,7 @@ impl SessionStore {
             .expression_attribute_values(":now", n(now_secs()));
         match &options.lock_token {
             Some(token) => request = request.expression_attribute_values(":token", s(token.as_str())),
-            None => request = request.expression_attribute_values(":now_ms", n(now_millis())),
+            None => request = request.expression_attribute_values(":now_ms", n(now_ms)),
         }
         match options.expected_version {
             // A PHP-written item has no version attribute: it is version 0.
@@ -305,7 +307,7 @@ impl SessionStore {
             .await;
         match result_item(result_or_failure(out)) {
             Ok(item) => self.session(id, &Record::decode(&self.config, &item), None),
-            Err(failure) => Err(self.explain(id, failure, options).await),
+            Err(failure) => Err(self.explain(id, failure, options, now_ms).await),
         }
     }
 
@@ -398,7 +400,7 @@ impl SessionStore {
         match result {
             Ok(_) => Ok(Session { id: new_id, data, expires, version: 1, lock_token: None }),
             Err(e) => match e.as_service_error() {
-                Some(se) if se.is_transaction_canceled_exception() => Err(self.explain(id, Failure::Condition(None), &options).await),
+                Some(se) if se.is_transaction_canceled_exception() => Err(self.explain(id, Failure::Condition(None), &options, now_millis()).await),
                 _ => Err(SessionError::dynamo("TransactWriteItems", e)),
             },
         }
@@ -425,7 +427,7 @@ impl SessionStore {
             .await;
         match result_or_failure(out) {
             Ok(_) => Ok(()),
-            Err(failure) => match self.explain(id, failure, &WriteOptions { expected_version: None, lock_token: Some(token.clone()) }).await {
+            Err(failure) => match self.explain(id, failure, &WriteOptions { expected_version: None, lock_token: Some(token.clone()) }, now_millis()).await {
                 // No lock at all: nothing to release.
                 SessionError::Conflict => Ok(()),
                 err => Err(err),
@@ -434,8 +436,10 @@ impl SessionStore {
     }
 
     /// Says why a conditional write failed, from the item's old state (as
-    /// returned with the failure, or read again when it was not).
-    async fn explain(&self, id: &SessionId, failure: Failure, options: &WriteOptions) -> SessionError {
+    /// returned with the failure, or read again when it was not), judged at
+    /// `now_ms`, the time the request's condition used: judged later, a lease
+    /// that had not run out then could look run out.
+    async fn explain(&self, id: &SessionId, failure: Failure, options: &WriteOptions, now_ms: i64) -> SessionError {
         let old = match failure {
             Failure::Condition(Some(item)) => Some(Record::decode(&self.config, &item)),
             Failure::Condition(None) => match self.fetch(id, true).await {
@@ -444,11 +448,11 @@ impl SessionStore {
             },
             Failure::Other(err) => return err,
         };
-        let Some(old) = old.filter(|r| r.is_live(now_secs())) else {
+        let Some(old) = old.filter(|r| r.is_live(now_ms.div_euclid(1000))) else {
             return SessionError::NotFound;
         };
         let holds_lock = options.lock_token.as_ref().is_some_and(|t| old.held_by(t.as_str()));
-        if old.lock_is_live(now_millis()) && !holds_lock {
+        if old.lock_is_live(now_ms) && !holds_lock {
             return SessionError::Locked;
         }
         // Either the version moved on, or the caller's lock was taken over and
