@@ -1,6 +1,7 @@
 //! The library's one error type. Callers match on the variant; none of them
 //! needs to read a message.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::ConfigError;
@@ -31,9 +32,20 @@ pub enum SessionError {
     Throttled { operation: &'static str },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("DynamoDB {operation} failed: {source}")]
+    /// DynamoDB could not be reached or answered with a server error, after
+    /// the SDK's retries: worth retrying later.
+    #[error("DynamoDB {operation} is unavailable")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// Any other DynamoDB failure. `code` is the service's error code, which
+    /// (unlike the message) never quotes request values, so it is safe to log.
+    #[error("DynamoDB {operation} failed ({})", code.as_deref().unwrap_or("no error code"))]
     DynamoDb {
         operation: &'static str,
+        code: Option<String>,
         #[source]
         source: BoxError,
     },
@@ -48,15 +60,23 @@ const THROTTLING_CODES: &[&str] = &[
 
 impl SessionError {
     /// Maps an SDK failure that no caller handles specially.
-    pub(crate) fn dynamo<E, R>(operation: &'static str, err: SdkError<E, R>) -> SessionError
+    pub(crate) fn dynamo<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> SessionError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        if err.code().is_some_and(|code| THROTTLING_CODES.contains(&code)) {
+        let code = err.code().map(str::to_string);
+        if code.as_deref().is_some_and(|code| THROTTLING_CODES.contains(&code)) {
             return SessionError::Throttled { operation };
         }
-        SessionError::DynamoDb { operation, source: Box::new(err) }
+        let transient = match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(se) => se.raw().status().is_server_error(),
+            _ => false,
+        };
+        if transient {
+            return SessionError::Unavailable { operation, source: Box::new(err) };
+        }
+        SessionError::DynamoDb { operation, code, source: Box::new(err) }
     }
 
     pub fn is_throttled(&self) -> bool {

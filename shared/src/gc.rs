@@ -49,6 +49,21 @@ pub struct GcReport {
     pub resume_after: Option<String>,
 }
 
+impl GcReport {
+    /// Logs the report as one structured line.
+    pub fn log(&self, message: &str) {
+        tracing::info!(
+            scanned = self.scanned,
+            deleted = self.deleted,
+            skipped = self.skipped,
+            consumed_capacity = self.consumed_capacity,
+            duration_ms = self.duration_ms,
+            finished = self.finished,
+            "{message}"
+        );
+    }
+}
+
 /// One page of a scan: the expired sessions not under a live lock, and the
 /// key to continue after (None at the end).
 #[derive(Debug, Clone, Default)]
@@ -246,4 +261,34 @@ enum Deleted {
 fn backoff(attempt: u32) -> Duration {
     let cap = Duration::from_millis(50) * 2u32.pow(attempt.min(6));
     Duration::from_micros(rand::Rng::random_range(&mut rand::rng(), 0..=cap.as_micros() as u64))
+}
+
+/// With `automatic_gc`, one session request in this many runs a sweep step
+/// (PHP's default `session.gc_probability / session.gc_divisor` = 1/100).
+pub const AUTOMATIC_GC_DIVISOR: u32 = 100;
+/// A step sweeps one random segment of a parallel scan of this many...
+pub const AUTOMATIC_GC_SEGMENTS: i32 = 16;
+/// ...for at most this long, so the request that runs it stays fast.
+pub const AUTOMATIC_GC_BUDGET: Duration = Duration::from_millis(200);
+
+/// PHP's automatic GC, bounded: by chance (1 in [`AUTOMATIC_GC_DIVISOR`]) a
+/// short sweep of one random scan segment. None when it did not run. A
+/// large table is only partly swept this way: the scheduled sweep is the
+/// one that finishes it.
+pub async fn automatic_gc_step(client: &Client, config: &Config) -> Option<Result<GcReport, SessionError>> {
+    use rand::Rng;
+    let (roll, segment) = {
+        let mut rng = rand::rng();
+        (rng.random_range(0..AUTOMATIC_GC_DIVISOR), rng.random_range(0..AUTOMATIC_GC_SEGMENTS))
+    };
+    if !config.automatic_gc || roll != 0 {
+        return None;
+    }
+    let options = GcOptions {
+        deadline: Some(Instant::now() + AUTOMATIC_GC_BUDGET),
+        segment: Some((segment, AUTOMATIC_GC_SEGMENTS)),
+        page_size: Some(100),
+        ..Default::default()
+    };
+    Some(garbage_collect(client, config, options).await)
 }

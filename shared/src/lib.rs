@@ -18,11 +18,14 @@
 
 pub mod calls;
 pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod error;
 pub mod gc;
 pub mod id;
 mod item;
 pub mod locking;
+pub mod logging;
 pub mod store;
 pub mod table;
 
@@ -38,6 +41,10 @@ pub use table::{create_sessions_table, TableCreation};
 /// credentials, and the `AWS_ENDPOINT_URL_DYNAMODB` endpoint override).
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(calls::CallCounter).build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    let mut config = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(calls::CallCounter);
+    // `sam local` passes an unset template variable as "": that means no override.
+    if std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok_and(|url| url.trim().is_empty()) {
+        config.set_endpoint_url(None);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde_json::{Map, Value};
@@ -479,12 +480,9 @@ enum Failure {
     Other(SessionError),
 }
 
-fn result_or_failure<R>(
-    out: Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<UpdateItemError, R>>,
-) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, Failure>
-where
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
+fn result_or_failure(
+    out: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<UpdateItemOutput, Failure> {
     out.map_err(|e| match e {
         SdkError::ServiceError(ref se) => match se.err() {
             UpdateItemError::ConditionalCheckFailedException(ccf) => Failure::Condition(ccf.item.clone()),
@@ -494,6 +492,6 @@ where
     })
 }
 
-fn result_item(out: Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, Failure>) -> Result<Item, Failure> {
+fn result_item(out: Result<UpdateItemOutput, Failure>) -> Result<Item, Failure> {
     out.map(|o| o.attributes.unwrap_or_default())
 }

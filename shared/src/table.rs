@@ -30,7 +30,7 @@ pub async fn create_sessions_table(client: &Client, config: &Config, read: i64, 
         .read_capacity_units(read)
         .write_capacity_units(write)
         .build()
-        .map_err(|e| SessionError::DynamoDb { operation: "CreateTable", source: Box::new(e) })?;
+        .map_err(|e| SessionError::DynamoDb { operation: "CreateTable", code: None, source: Box::new(e) })?;
     let created = client
         .create_table()
         .table_name(&config.table_name)
@@ -61,7 +61,7 @@ pub async fn create_sessions_table(client: &Client, config: &Config, read: i64, 
         .table_name(&config.table_name)
         .wait(TABLE_WAIT)
         .await
-        .map_err(|e| SessionError::DynamoDb { operation: "DescribeTable", source: Box::new(e) as BoxError })?;
+        .map_err(|e| SessionError::Unavailable { operation: "DescribeTable", source: Box::new(e) as BoxError })?;
     enable_ttl(client, config).await?;
     Ok(outcome)
 }

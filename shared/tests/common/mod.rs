@@ -1,57 +1,23 @@
-//! Test harness: a real DynamoDB-compatible server over HTTP. By default an
-//! embedded dynoxide server started once per test binary; with
-//! `DYNAMODB_TEST_ENDPOINT` set (the test command sets it for moto), that one.
-//! Every test gets a table of its own.
+//! Test harness: a real DynamoDB-compatible server over HTTP (see
+//! `emulator::shared_endpoint`: embedded dynoxide, or moto when the test
+//! command sets `DYNAMODB_TEST_ENDPOINT`). Every test gets a table of its own.
 
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use dynamodb_sessions::calls::CallCounter;
 use dynamodb_sessions::{create_sessions_table, Config, ConfigBuilder};
 
-
-fn endpoint() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| match std::env::var("DYNAMODB_TEST_ENDPOINT") {
-        Ok(url) if !url.is_empty() => url,
-        _ => start_dynoxide(),
-    })
-}
-
-/// Serves an in-memory dynoxide on a loopback port from a thread of its own,
-/// so it outlives each test's runtime.
-fn start_dynoxide() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let db = dynoxide::Database::memory().unwrap();
-            dynoxide::server::serve_on(listener, db).await;
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
-}
-
-pub fn client_with(customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder) -> Client {
-    let builder = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(endpoint())
-        .interceptor(CallCounter);
-    Client::from_conf(customize(builder).build())
-}
-
 pub fn client() -> Client {
-    client_with(|b| b)
+    dynamodb_sessions::emulator::client(dynamodb_sessions::emulator::shared_endpoint())
+}
+
+/// A client with extra interceptors or settings.
+pub fn client_with(customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder) -> Client {
+    Client::from_conf(customize(client().config().to_builder()).build())
 }
 
 /// A unique table name, so tests can share one server.
