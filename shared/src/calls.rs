@@ -12,11 +12,13 @@ tokio::task_local! {
 }
 
 /// Runs `work`, returning its output and the DynamoDB operations it sent, in
-/// order (retries count: each one is a request).
+/// order (retries count: each one is a request). Scopes nest: an enclosing
+/// `counted` sees the calls too.
 pub async fn counted<F: std::future::Future>(work: F) -> (F::Output, Vec<String>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let output = CALLS.scope(calls.clone(), work).await;
     let calls = std::mem::take(&mut *calls.lock().expect("not poisoned"));
+    let _ = CALLS.try_with(|outer| outer.lock().expect("not poisoned").extend(calls.iter().cloned()));
     (output, calls)
 }
 

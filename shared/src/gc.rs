@@ -7,9 +7,10 @@
 //! same write unit either way. `gc_operation_delay` pauses between pages and
 //! batches, to keep a sweep within provisioned throughput.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
@@ -291,4 +292,91 @@ pub async fn automatic_gc_step(client: &Client, config: &Config) -> Option<Resul
         ..Default::default()
     };
     Some(garbage_collect(client, config, options).await)
+}
+
+/// Key of the item that keeps the scheduled sweep's position between runs,
+/// in the sessions table itself ('#' never appears in a session key). It has
+/// no expiry attribute, so neither a sweep nor TTL removes it.
+pub const CHECKPOINT_KEY: &str = "#gc-checkpoint";
+
+/// What a scheduled run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ScheduledSweep {
+    Swept(GcReport),
+    /// Another sweep holds the checkpoint: this run did nothing.
+    AnotherSweepRunning,
+}
+
+/// One scheduled run: claims the checkpoint (a lease that ends at `deadline`,
+/// so a crashed run never blocks the next), sweeps from the saved position
+/// until the table ends or the deadline, and saves where it stopped.
+pub async fn scheduled_sweep(client: &Client, config: &Config, deadline: Instant, run_id: &str) -> Result<ScheduledSweep, SessionError> {
+    let lease_ms = now_millis() + deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
+    let claim = client
+        .update_item()
+        .table_name(&config.table_name)
+        .key(&config.hash_key, s(CHECKPOINT_KEY))
+        .update_expression("SET #owner = :run, #lease = :lease")
+        .condition_expression("attribute_not_exists(#lease) OR #lease < :now_ms")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_names("#lease", "lease_until_ms")
+        .expression_attribute_values(":run", s(run_id))
+        .expression_attribute_values(":lease", n(lease_ms))
+        .expression_attribute_values(":now_ms", n(now_millis()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+        .send()
+        .await;
+    let checkpoint = match claim {
+        Ok(out) => out.attributes.unwrap_or_default(),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            return Ok(ScheduledSweep::AnotherSweepRunning)
+        }
+        Err(e) => return Err(SessionError::dynamo("UpdateItem", e)),
+    };
+    let start_after = checkpoint.get("position").and_then(|v| v.as_s().ok()).cloned();
+    let options = GcOptions { start_after, deadline: Some(deadline), ..Default::default() };
+    let report = garbage_collect(client, config, options).await?;
+
+    // Save the position and release the claim (only if it is still ours).
+    let mut sets = Vec::new();
+    let mut removes = vec!["#owner", "#lease"];
+    let mut names: HashMap<String, String> =
+        [("#owner", "owner"), ("#lease", "lease_until_ms")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+    let mut values: HashMap<String, AttributeValue> = [(":run".to_string(), s(run_id))].into();
+    match &report.resume_after {
+        Some(position) => {
+            sets.push("#position = :position");
+            values.insert(":position".into(), s(position));
+            names.insert("#position".into(), "position".into());
+        }
+        None if report.finished => {
+            removes.push("#position");
+            names.insert("#position".into(), "position".into());
+        }
+        // Stopped inside the first page: the saved position still holds.
+        None => {}
+    }
+    if report.finished {
+        sets.push("#finished = :finished");
+        names.insert("#finished".into(), "last_finished".into());
+        values.insert(":finished".into(), n(now_secs()));
+    }
+    let set_clause = if sets.is_empty() { String::new() } else { format!("SET {} ", sets.join(", ")) };
+    let saved = client
+        .update_item()
+        .table_name(&config.table_name)
+        .key(&config.hash_key, s(CHECKPOINT_KEY))
+        .update_expression(format!("{set_clause}REMOVE {}", removes.join(", ")))
+        .condition_expression("#owner = :run")
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .send()
+        .await;
+    if let Err(e) = saved {
+        // The sweep itself is done; a lost checkpoint only means the next run
+        // starts over, which its conditional deletes make harmless.
+        tracing::warn!(error = %SessionError::dynamo("UpdateItem", e), "gc checkpoint not saved");
+    }
+    Ok(ScheduledSweep::Swept(report))
 }
