@@ -323,6 +323,43 @@ impl Config {
         Ok(())
     }
 
+    /// This config as environment variables (the inverse of [`Config::from_env`]),
+    /// in the order of [`ENV_VARS`]: what the SAM template's defaults must be.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let seconds = |d: Duration| {
+            let s = d.as_secs_f64();
+            if s.fract() == 0.0 { format!("{}", s as u64) } else { format!("{s}") }
+        };
+        vec![
+            ("TABLE_NAME", self.table_name.clone()),
+            ("HASH_KEY", self.hash_key.clone()),
+            ("SESSION_LIFETIME", self.session_lifetime.as_secs().to_string()),
+            ("CONSISTENT_READ", self.consistent_read.to_string()),
+            ("LOCKING_STRATEGY", match self.locking_strategy {
+                LockingStrategy::Null => "null".into(),
+                LockingStrategy::Pessimistic => "pessimistic".into(),
+            }),
+            ("AUTOMATIC_GC", self.automatic_gc.to_string()),
+            ("GC_BATCH_SIZE", self.gc_batch_size.to_string()),
+            ("GC_OPERATION_DELAY", seconds(self.gc_operation_delay)),
+            ("MAX_LOCK_WAIT_TIME", seconds(self.max_lock_wait_time)),
+            ("MIN_LOCK_RETRY_MICROTIME", self.min_lock_retry.as_micros().to_string()),
+            ("MAX_LOCK_RETRY_MICROTIME", self.max_lock_retry.as_micros().to_string()),
+            ("SESSION_NAME", self.session_name.clone()),
+            ("DATA_ATTRIBUTE", self.data_attribute.clone()),
+            ("SESSION_LIFETIME_ATTRIBUTE", self.session_lifetime_attribute.clone()),
+            ("LOCK_LEASE", seconds(self.lock_lease)),
+            ("TOUCH_INTERVAL", self.touch_interval.as_secs().to_string()),
+            ("COOKIE_LIFETIME", self.cookie.lifetime.as_secs().to_string()),
+            ("COOKIE_PATH", self.cookie.path.clone()),
+            ("COOKIE_DOMAIN", self.cookie.domain.clone().unwrap_or_default()),
+            ("COOKIE_SECURE", self.cookie.secure.to_string()),
+            ("COOKIE_HTTP_ONLY", self.cookie.http_only.to_string()),
+            ("COOKIE_SAME_SITE", self.cookie.same_site.to_string()),
+            ("MAX_DATA_SIZE", self.max_data_size.to_string()),
+        ]
+    }
+
     /// The hash key value of a session id: `<session_name>_<id>`, as PHP writes it.
     pub fn item_key(&self, id: &str) -> String {
         if self.session_name.is_empty() {
@@ -540,6 +577,17 @@ mod tests {
             assert_eq!(err.value, *value, "{env:?}");
             let message = err.to_string();
             assert!(message.contains(variable) && message.contains(&format!("{value:?}")), "{message}");
+        }
+    }
+
+    #[test]
+    fn to_env_round_trips_and_follows_env_vars() {
+        let custom = from(&[("GC_OPERATION_DELAY", "0.25"), ("LOCKING_STRATEGY", "pessimistic"), ("COOKIE_DOMAIN", "example.com")]).unwrap();
+        for config in [Config::default(), custom] {
+            let env: HashMap<String, String> = config.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            assert_eq!(Config::from_lookup(|name| env.get(name).cloned()).unwrap(), config);
+            let names: Vec<&str> = config.to_env().iter().map(|(k, _)| *k).collect();
+            assert_eq!(names, ENV_VARS);
         }
     }
 

@@ -308,11 +308,14 @@ pub enum ScheduledSweep {
     AnotherSweepRunning,
 }
 
-/// One scheduled run: claims the checkpoint (a lease that ends at `deadline`,
-/// so a crashed run never blocks the next), sweeps from the saved position
-/// until the table ends or the deadline, and saves where it stopped.
-pub async fn scheduled_sweep(client: &Client, config: &Config, deadline: Instant, run_id: &str) -> Result<ScheduledSweep, SessionError> {
-    let lease_ms = now_millis() + deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
+/// One scheduled run: claims the checkpoint (a lease that ends at the
+/// options' deadline, so a crashed run never blocks the next), sweeps from
+/// the saved position (the options' `start_after` is ignored) until the
+/// table ends or the deadline, and saves where it stopped.
+pub async fn scheduled_sweep(client: &Client, config: &Config, options: GcOptions, run_id: &str) -> Result<ScheduledSweep, SessionError> {
+    // Without a deadline, claim for Lambda's longest run.
+    let lease = options.deadline.map_or(Duration::from_secs(900), |d| d.saturating_duration_since(Instant::now()));
+    let lease_ms = now_millis() + lease.as_millis() as i64;
     let claim = client
         .update_item()
         .table_name(&config.table_name)
@@ -335,8 +338,7 @@ pub async fn scheduled_sweep(client: &Client, config: &Config, deadline: Instant
         Err(e) => return Err(SessionError::dynamo("UpdateItem", e)),
     };
     let start_after = checkpoint.get("position").and_then(|v| v.as_s().ok()).cloned();
-    let options = GcOptions { start_after, deadline: Some(deadline), ..Default::default() };
-    let report = garbage_collect(client, config, options).await?;
+    let report = garbage_collect(client, config, GcOptions { start_after, ..options }).await?;
 
     // Save the position and release the claim (only if it is still ours).
     let mut sets = Vec::new();

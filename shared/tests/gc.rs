@@ -175,3 +175,104 @@ async fn create_sessions_table_sets_throughput_and_ttl_and_is_idempotent() {
     assert_eq!(ttl.time_to_live_status().unwrap().as_str(), "ENABLED");
     assert_eq!(create_sessions_table(&client, &config, 5, 5).await.unwrap(), TableCreation::AlreadyExisted);
 }
+
+mod scheduled {
+    use super::*;
+    use dynamodb_sessions::gc::{scheduled_sweep, ScheduledSweep, CHECKPOINT_KEY};
+
+    async fn checkpoint(client: &aws_sdk_dynamodb::Client, config: &Config) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        client
+            .get_item()
+            .table_name(&config.table_name)
+            .key("id", s(CHECKPOINT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default()
+    }
+
+    fn swept(outcome: ScheduledSweep) -> dynamodb_sessions::GcReport {
+        match outcome {
+            ScheduledSweep::Swept(report) => report,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_sweep_resumes_from_its_checkpoint_on_the_next_run() {
+        let (client, config) = setup(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_millis(150))).await;
+        seed(&client, &config, 3, 40).await;
+        // Pages of 5 with a pause after each: 400 ms is a few pages, not all 9.
+        let short = GcOptions { page_size: Some(5), deadline: Some(Instant::now() + Duration::from_millis(400)), ..Default::default() };
+        let first = swept(scheduled_sweep(&client, &config, short, "run-1").await.unwrap());
+        assert!(!first.finished, "{first:?}");
+        assert!(first.deleted > 0 && first.deleted < 40, "{first:?}");
+        let saved = checkpoint(&client, &config).await;
+        assert_eq!(saved.get("position").and_then(|v| v.as_s().ok()), first.resume_after.as_ref());
+        assert!(!saved.contains_key("owner"), "the claim is released");
+
+        let fast = Config { gc_operation_delay: Duration::ZERO, ..config.clone() };
+        let second = swept(scheduled_sweep(&client, &fast, GcOptions { page_size: Some(5), ..Default::default() }, "run-2").await.unwrap());
+        assert!(second.finished);
+        assert_eq!(first.deleted + second.deleted, 40, "the second run did not start over: {second:?}");
+        assert!(second.scanned < 44, "it resumed after the saved position: {second:?}");
+        let saved = checkpoint(&client, &config).await;
+        assert!(!saved.contains_key("position") && saved.contains_key("last_finished"));
+        assert_eq!(count_items(&client, &config).await, 3 + 1, "live sessions and the checkpoint");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_finds_another_in_progress_does_nothing() {
+        let (client, config) = setup(Config::builder()).await;
+        seed(&client, &config, 0, 5).await;
+        client
+            .put_item()
+            .table_name(&config.table_name)
+            .item("id", s(CHECKPOINT_KEY))
+            .item("owner", s("other-run"))
+            .item("lease_until_ms", n((now() + 60) * 1000))
+            .send()
+            .await
+            .unwrap();
+        let outcome = scheduled_sweep(&client, &config, GcOptions::default(), "late-run").await.unwrap();
+        assert_eq!(outcome, ScheduledSweep::AnotherSweepRunning);
+        assert_eq!(count_items(&client, &config).await, 6, "nothing deleted");
+        // A claim whose lease ran out (its run crashed) is taken over.
+        client
+            .put_item()
+            .table_name(&config.table_name)
+            .item("id", s(CHECKPOINT_KEY))
+            .item("owner", s("crashed-run"))
+            .item("lease_until_ms", n((now() - 1) * 1000))
+            .send()
+            .await
+            .unwrap();
+        let report = swept(scheduled_sweep(&client, &config, GcOptions::default(), "next-run").await.unwrap());
+        assert_eq!(report.deleted, 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_runs_do_not_double_the_work() {
+        let (client, config) = setup(Config::builder().gc_operation_delay(Duration::from_millis(50))).await;
+        seed(&client, &config, 0, 30).await;
+        let runs: Vec<_> = (0..4)
+            .map(|i| {
+                let (client, config) = (client.clone(), config.clone());
+                tokio::spawn(async move {
+                    let options = GcOptions { page_size: Some(5), ..Default::default() };
+                    scheduled_sweep(&client, &config, options, &format!("run-{i}")).await.unwrap()
+                })
+            })
+            .collect();
+        let mut swept_runs = 0;
+        for run in runs {
+            if let ScheduledSweep::Swept(report) = run.await.unwrap() {
+                swept_runs += 1;
+                assert_eq!(report.deleted, 30);
+            }
+        }
+        assert_eq!(swept_runs, 1, "exactly one run swept");
+    }
+}

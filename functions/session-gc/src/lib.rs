@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::Client;
 use dynamodb_sessions::gc::{scheduled_sweep, ScheduledSweep};
-use dynamodb_sessions::Config;
+use dynamodb_sessions::{Config, GcOptions};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Time kept back from the Lambda deadline: for the in-flight deletes to
@@ -16,10 +16,19 @@ pub fn safety_margin(remaining: Duration) -> Duration {
     (remaining / 10).clamp(Duration::from_secs(2), Duration::from_secs(30))
 }
 
-/// When this invocation must stop sweeping.
+/// Epoch milliseconds of 2001-09-09: no real deadline is earlier.
+const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// When this invocation must stop sweeping. Lambda gives the deadline in
+/// epoch milliseconds; a value too small for that (`cargo lambda watch`
+/// sends the time limit itself) is taken as the time left.
 pub fn sweep_deadline(lambda_deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let remaining = Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms));
+    let remaining = if lambda_deadline_ms < PLAUSIBLE_EPOCH_MS {
+        Duration::from_millis(lambda_deadline_ms)
+    } else {
+        Duration::from_millis(lambda_deadline_ms.saturating_sub(now_ms))
+    };
     Instant::now() + remaining.saturating_sub(safety_margin(remaining))
 }
 
@@ -29,7 +38,9 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<ScheduledSweep, Error> {
     let deadline = sweep_deadline(event.context.deadline);
-    let outcome = scheduled_sweep(client, config, deadline, &event.context.request_id).await?;
+    tracing::info!(lambda_deadline_ms = event.context.deadline, budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "gc sweep starting");
+    let options = GcOptions { deadline: Some(deadline), ..Default::default() };
+    let outcome = scheduled_sweep(client, config, options, &event.context.request_id).await?;
     match &outcome {
         ScheduledSweep::Swept(report) => report.log("gc sweep"),
         ScheduledSweep::AnotherSweepRunning => tracing::info!("gc sweep skipped: another sweep holds the checkpoint"),
@@ -51,6 +62,21 @@ mod tests {
 
     #[test]
     fn a_passed_deadline_leaves_no_time() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(sweep_deadline(now_ms - 1000) <= Instant::now());
         assert!(sweep_deadline(0) <= Instant::now());
+    }
+
+    #[test]
+    fn an_epoch_deadline_keeps_the_margin_back() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = sweep_deadline(now_ms + 60_000).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(54), "{left:?}");
+    }
+
+    #[test]
+    fn a_relative_deadline_from_an_emulator_is_the_time_left() {
+        let left = sweep_deadline(600_000).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(560) && left <= Duration::from_secs(570), "{left:?}");
     }
 }
