@@ -146,12 +146,11 @@ impl SessionStore {
     /// Reads a session without locking it. Costs one GetItem, plus one small
     /// UpdateItem at most once per touch interval to push the expiry on.
     pub async fn load(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let mut record = self.fetch_live(id, self.config.consistent_read).await?;
+        let record = self.fetch_live(id, self.config.consistent_read).await?;
         let mut session = self.session(id, &record, None)?;
         let last_activity = record.expires - self.config.session_lifetime.as_secs() as i64;
         if now_secs() - last_activity >= self.config.touch_interval.as_secs() as i64 {
-            record.expires = self.touch(id).await.unwrap_or(record.expires);
-            session.expires = record.expires;
+            session.expires = self.touch(id).await.unwrap_or(record.expires);
         }
         Ok(session)
     }

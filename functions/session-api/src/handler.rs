@@ -409,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn every_store_error_maps_to_its_status() {
+        use dynamodb_sessions::ConfigError;
+        let cases: Vec<(SessionError, u16)> = vec![
+            (SessionError::NotFound, 404),
+            (SessionError::Locked, 423),
+            (SessionError::Conflict, 409),
+            (SessionError::TooLarge { size: 2, limit: 1 }, 413),
+            (SessionError::InvalidId, 400),
+            (SessionError::UnreadableData, 409),
+            (SessionError::Throttled { operation: "GetItem" }, 503),
+            (SessionError::Unavailable { operation: "GetItem", source: "timeout".into() }, 503),
+            (SessionError::DynamoDb { operation: "GetItem", code: Some("ValidationException".into()), source: "bug".into() }, 500),
+            (SessionError::Config(ConfigError { variable: "X", value: "y".into(), reason: "z".into() }), 500),
+        ];
+        for (err, status) in cases {
+            let response = error_response(&Refusal::from(err), "req-1");
+            assert_eq!(response.status().as_u16(), status);
+            let retry = response.headers().get(RETRY_AFTER).is_some();
+            assert_eq!(retry, status == 423 || status == 503, "Retry-After on {status}");
+            let Body::Text(body) = response.body() else { panic!() };
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert!(body["error"]["code"].is_string());
+            if status == 500 {
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(message.contains("req-1") && !message.contains("ValidationException") && !message.contains("bug"), "{message}");
+            }
+        }
+    }
+
+    #[test]
     fn if_match_forms() {
         let mut headers = HeaderMap::new();
         assert_eq!(if_match(&headers).unwrap(), None);
