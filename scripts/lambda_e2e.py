@@ -20,6 +20,7 @@ Run from the repository root with .venv's python (boto3 comes with moto).
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -120,6 +121,16 @@ def check(condition, message):
     print(f"  ok: {message}")
 
 
+# provided.al2023 ships glibc 2.34: a bootstrap needing newer symbols fails there.
+LAMBDA_GLIBC = (2, 34)
+
+
+def newest_glibc(binary):
+    out = subprocess.run(["objdump", "-T", str(binary)], capture_output=True, text=True, check=True).stdout
+    versions = {tuple(int(p) for p in v.split(".")) for v in re.findall(r"GLIBC_([0-9]+(?:\.[0-9]+)+)", out)}
+    return max(versions, default=(0,))
+
+
 def peak_memory_kib(proc):
     try:
         for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
@@ -145,6 +156,12 @@ def main():
     for function in FUNCTIONS:
         if not binary(function).exists():
             raise SystemExit(f"lambda-e2e: {binary(function)} is missing: run sam build first")
+
+    if not args.binaries:
+        for function in FUNCTIONS:
+            newest = newest_glibc(binary(function))
+            check(newest <= LAMBDA_GLIBC, f"{function} needs glibc {'.'.join(map(str, newest))}, "
+                  f"within provided.al2023's {'.'.join(map(str, LAMBDA_GLIBC))}")
 
     stack = Stack()
     try:

@@ -276,3 +276,32 @@ mod scheduled {
         assert_eq!(swept_runs, 1, "exactly one run swept");
     }
 }
+
+#[tokio::test]
+async fn automatic_gc_runs_only_when_enabled_and_then_now_and_then() {
+    use dynamodb_sessions::calls::counted;
+    use dynamodb_sessions::gc::automatic_gc_step;
+    for enabled in [false, true] {
+        let (client, config) = setup(Config::builder().automatic_gc(enabled)).await;
+        let (_, expired) = seed(&client, &config, 0, 1).await;
+        let mut runs = 0;
+        // 1 request in 100 sweeps 1 segment in 16: 20,000 requests miss the
+        // expired session with a chance of about e^-12.
+        for _ in 0..20_000 {
+            let (ran, calls) = counted(automatic_gc_step(&client, &config)).await;
+            assert_eq!(ran.is_some(), !calls.is_empty());
+            if ran.is_some() {
+                runs += 1;
+                if raw_item(&client, &config, &expired[0]).await.is_none() {
+                    break;
+                }
+            }
+        }
+        if enabled {
+            assert!(runs > 0 && raw_item(&client, &config, &expired[0]).await.is_none(), "runs: {runs}");
+        } else {
+            assert_eq!(runs, 0);
+            assert!(raw_item(&client, &config, &expired[0]).await.is_some());
+        }
+    }
+}
