@@ -235,6 +235,20 @@ def main():
             key = f"PHPSESSID_{name}-0000000000000000000"
             check((key in keys) == (name in ("live", "expired-locked")), f"{name} {'kept' if key in keys else 'gone'}")
 
+        print("operator commands against the same table:")
+        operator_env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url, "AWS_ACCESS_KEY_ID": "local",
+                        "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1", "RUST_LOG": "warn"}
+        created = subprocess.run([args.sessions_bin, "create-table"], env=operator_env, capture_output=True, text=True, timeout=60)
+        check(created.returncode == 0 and "AlreadyExisted" in created.stdout, f"sessions create-table: {created.stdout.strip()}")
+        dynamodb.put_item(TableName="sessions", Item={"id": {"S": "PHPSESSID_expired3-0000000000000000000"},
+                                                      "expires": {"N": str(now - 60)}})
+        swept = subprocess.run([args.sessions_bin, "gc"], env=operator_env, capture_output=True, text=True, timeout=60)
+        report = json.loads(swept.stdout) if swept.returncode == 0 else {}
+        check(report.get("deleted") == 1 and report.get("finished") is True, f"sessions gc: {swept.stdout.strip()}")
+        bad = subprocess.run([args.sessions_bin, "gc"], env={**operator_env, "GC_BATCH_SIZE": "26"}, capture_output=True, text=True, timeout=60)
+        check(bad.returncode != 0 and "GC_BATCH_SIZE" in bad.stderr and "26" in bad.stderr,
+              f"a bad option stops it, naming the variable: {bad.stderr.strip()}")
+
         if args.bench:
             print("\nLambda binaries (sam build, release, stripped):")
             for function in FUNCTIONS:

@@ -83,6 +83,10 @@ async fn the_cookie_routes_work_like_session_start() {
     assert_eq!(gone.status(), 204);
     assert!(header(&gone, "set-cookie").unwrap().starts_with("PHPSESSID=deleted;"));
     assert_eq!(handle(&app, request("GET", "/session", &[("cookie", &new_cookie)], None)).await.status(), 404);
+    let (cookieless, calls) = counted(handle(&app, request("DELETE", "/session", &[], None))).await;
+    assert_eq!(cookieless.status(), 204, "logging out without a session still clears the cookie");
+    assert!(header(&cookieless, "set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(calls.is_empty());
 }
 
 #[tokio::test]
