@@ -189,8 +189,8 @@ async fn dispatch(app: &App, route: Option<Route<'_>>, request: &Request) -> Out
             let initial = json_body(request, store, true)?.unwrap_or_default();
             if let Some(Ok(id)) = cookies.session_id(request.headers()) {
                 match read(store, &id, request).await {
-                    Err(Refusal { code: "not_found", .. }) => {}
-                    resumed => return resumed,
+                    Err(SessionError::NotFound) => {}
+                    resumed => return Ok(session_response(StatusCode::OK, &resumed?)),
                 }
             }
             let session = store.create(initial).await?;
@@ -198,7 +198,7 @@ async fn dispatch(app: &App, route: Option<Route<'_>>, request: &Request) -> Out
         }
         (Route::One(target), Method::GET) => {
             let id = session_id(target, request, &cookies)?;
-            read(store, &id, request).await
+            Ok(session_response(StatusCode::OK, &read(store, &id, request).await?))
         }
         (Route::One(target), Method::PUT) => {
             let id = session_id(target, request, &cookies)?;
@@ -244,13 +244,12 @@ async fn dispatch(app: &App, route: Option<Route<'_>>, request: &Request) -> Out
 }
 
 /// GET: read (and with pessimistic locking, lock unless `read_and_close=1`).
-async fn read(store: &SessionStore, id: &SessionId, request: &Request) -> Outcome {
-    let session = if store.locks_on_read() && !query_flag(request, "read_and_close") {
-        store.load_and_lock(id).await?
+async fn read(store: &SessionStore, id: &SessionId, request: &Request) -> Result<Session, SessionError> {
+    if store.locks_on_read() && !query_flag(request, "read_and_close") {
+        store.load_and_lock(id).await
     } else {
-        store.load(id).await?
-    };
-    Ok(session_response(StatusCode::OK, &session))
+        store.load(id).await
+    }
 }
 
 fn session_id(target: Target<'_>, request: &Request, cookies: &cookie::Cookies<'_>) -> Result<SessionId, Refusal> {
