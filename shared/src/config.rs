@@ -289,7 +289,11 @@ impl Config {
         let name_ok = self.session_name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
             && (self.session_name.is_empty() || !self.session_name.chars().all(|ch| ch.is_ascii_digit()));
         if !name_ok {
-            return Err(bad("SESSION_NAME", &self.session_name, "must be empty or cookie-safe (A-Z a-z 0-9 _ . -), not only digits"));
+            return Err(bad(
+                "SESSION_NAME",
+                &self.session_name,
+                "must be empty or cookie-safe (A-Z a-z 0-9 _ . -), not only digits",
+            ));
         }
         if self.lock_lease.is_zero() {
             return Err(bad("LOCK_LEASE", 0, "must be more than 0 seconds"));
@@ -328,17 +332,24 @@ impl Config {
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
         let seconds = |d: Duration| {
             let s = d.as_secs_f64();
-            if s.fract() == 0.0 { format!("{}", s as u64) } else { format!("{s}") }
+            if s.fract() == 0.0 {
+                format!("{}", s as u64)
+            } else {
+                format!("{s}")
+            }
         };
         vec![
             ("TABLE_NAME", self.table_name.clone()),
             ("HASH_KEY", self.hash_key.clone()),
             ("SESSION_LIFETIME", self.session_lifetime.as_secs().to_string()),
             ("CONSISTENT_READ", self.consistent_read.to_string()),
-            ("LOCKING_STRATEGY", match self.locking_strategy {
-                LockingStrategy::Null => "null".into(),
-                LockingStrategy::Pessimistic => "pessimistic".into(),
-            }),
+            (
+                "LOCKING_STRATEGY",
+                match self.locking_strategy {
+                    LockingStrategy::Null => "null".into(),
+                    LockingStrategy::Pessimistic => "pessimistic".into(),
+                },
+            ),
             ("AUTOMATIC_GC", self.automatic_gc.to_string()),
             ("GC_BATCH_SIZE", self.gc_batch_size.to_string()),
             ("GC_OPERATION_DELAY", seconds(self.gc_operation_delay)),
@@ -536,7 +547,8 @@ mod tests {
 
     #[test]
     fn every_bad_value_names_its_variable_and_value() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (&[("TABLE_NAME", "")], "TABLE_NAME", ""),
             (&[("TABLE_NAME", "bad name")], "TABLE_NAME", "bad name"),
             (&[("HASH_KEY", "")], "HASH_KEY", ""),
@@ -582,7 +594,12 @@ mod tests {
 
     #[test]
     fn to_env_round_trips_and_follows_env_vars() {
-        let custom = from(&[("GC_OPERATION_DELAY", "0.25"), ("LOCKING_STRATEGY", "pessimistic"), ("COOKIE_DOMAIN", "example.com")]).unwrap();
+        let custom = from(&[
+            ("GC_OPERATION_DELAY", "0.25"),
+            ("LOCKING_STRATEGY", "pessimistic"),
+            ("COOKIE_DOMAIN", "example.com"),
+        ])
+        .unwrap();
         for config in [Config::default(), custom] {
             let env: HashMap<String, String> = config.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Config::from_lookup(|name| env.get(name).cloned()).unwrap(), config);

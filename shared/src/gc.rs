@@ -187,9 +187,8 @@ impl<'a> Sweeper<'a> {
                 expired.push(key.clone());
             }
         }
-        let next = out
-            .last_evaluated_key
-            .and_then(|k| k.get(&self.config.hash_key).and_then(|v| v.as_s().ok()).cloned());
+        let next =
+            out.last_evaluated_key.and_then(|k| k.get(&self.config.hash_key).and_then(|v| v.as_s().ok()).cloned());
         Ok(ScanPage { expired, next })
     }
 
@@ -209,7 +208,7 @@ impl<'a> Sweeper<'a> {
                 match result? {
                     Deleted::Yes(consumed) => {
                         self.report.deleted += 1;
-                        self.count_capacity(consumed.as_ref());
+                        self.count_capacity(consumed.as_deref());
                     }
                     Deleted::NoLongerExpired => self.report.skipped += 1,
                 }
@@ -237,7 +236,7 @@ impl<'a> Sweeper<'a> {
                 .send()
                 .await;
             match result {
-                Ok(out) => return Ok(Deleted::Yes(out.consumed_capacity)),
+                Ok(out) => return Ok(Deleted::Yes(out.consumed_capacity.map(Box::new))),
                 Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                     return Ok(Deleted::NoLongerExpired)
                 }
@@ -254,7 +253,7 @@ impl<'a> Sweeper<'a> {
 }
 
 enum Deleted {
-    Yes(Option<ConsumedCapacity>),
+    Yes(Option<Box<ConsumedCapacity>>),
     NoLongerExpired,
 }
 
@@ -312,7 +311,12 @@ pub enum ScheduledSweep {
 /// options' deadline, so a crashed run never blocks the next), sweeps from
 /// the saved position (the options' `start_after` is ignored) until the
 /// table ends or the deadline, and saves where it stopped.
-pub async fn scheduled_sweep(client: &Client, config: &Config, options: GcOptions, run_id: &str) -> Result<ScheduledSweep, SessionError> {
+pub async fn scheduled_sweep(
+    client: &Client,
+    config: &Config,
+    options: GcOptions,
+    run_id: &str,
+) -> Result<ScheduledSweep, SessionError> {
     // Without a deadline, claim for Lambda's longest run.
     let lease = options.deadline.map_or(Duration::from_secs(900), |d| d.saturating_duration_since(Instant::now()));
     let lease_ms = now_millis() + lease.as_millis() as i64;

@@ -91,7 +91,15 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for raw in ["", "short", "has space in it 0123456789", "semi;colon0123456789012345", "ü0123456789012345678901234", &"a".repeat(257), "../../../../etc/passwd0000"] {
+        for raw in [
+            "",
+            "short",
+            "has space in it 0123456789",
+            "semi;colon0123456789012345",
+            "ü0123456789012345678901234",
+            &"a".repeat(257),
+            "../../../../etc/passwd0000",
+        ] {
             assert!(matches!(SessionId::parse(raw), Err(SessionError::InvalidId)), "{raw:?}");
         }
     }

@@ -26,7 +26,8 @@ impl LockToken {
 
     /// Accepts what [`LockToken::as_str`] gave out; anything else cannot match.
     pub fn parse(raw: &str) -> Result<LockToken, SessionError> {
-        let well_formed = (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let well_formed =
+            (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         well_formed.then(|| LockToken(raw.to_string())).ok_or(SessionError::Locked)
     }
 

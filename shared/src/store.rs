@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -89,7 +89,13 @@ impl SessionStore {
     }
 
     fn session(&self, id: &SessionId, record: &Record, lock_token: Option<LockToken>) -> Result<Session, SessionError> {
-        Ok(Session { id: id.clone(), data: record.data_object()?, expires: record.expires, version: record.version, lock_token })
+        Ok(Session {
+            id: id.clone(),
+            data: record.data_object()?,
+            expires: record.expires,
+            version: record.version,
+            lock_token,
+        })
     }
 
     /// Starts a new session with a fresh id; the put's condition means it can
@@ -192,7 +198,9 @@ impl SessionStore {
         let deadline = Instant::now() + self.config.max_lock_wait_time;
         loop {
             match self.try_lock(id, &token).await {
-                Err(SessionError::Locked) => wait_before_retry(&self.config, deadline).await.ok_or(SessionError::Locked)?,
+                Err(SessionError::Locked) => {
+                    wait_before_retry(&self.config, deadline).await.ok_or(SessionError::Locked)?
+                }
                 done => return done,
             }
         }
@@ -250,7 +258,8 @@ impl SessionStore {
             json_patch::merge(&mut data, &Value::Object(patch.clone()));
             let Value::Object(data) = data else { unreachable!("merging an object patch keeps an object") };
             let encoded = self.encode(&data)?;
-            let attempt = WriteOptions { expected_version: Some(record.version), lock_token: options.lock_token.clone() };
+            let attempt =
+                WriteOptions { expected_version: Some(record.version), lock_token: options.lock_token.clone() };
             match self.write_data(id, encoded, &attempt).await {
                 Err(SessionError::Conflict) if options.expected_version.is_none() => {
                     // Someone wrote between our read and write: read again.
@@ -264,7 +273,12 @@ impl SessionStore {
         }
     }
 
-    async fn write_data(&self, id: &SessionId, encoded: String, options: &WriteOptions) -> Result<Session, SessionError> {
+    async fn write_data(
+        &self,
+        id: &SessionId,
+        encoded: String,
+        options: &WriteOptions,
+    ) -> Result<Session, SessionError> {
         let update = format!(
             "SET {P_DATA} = :data, {P_EXP} = :exp, {P_VER} = if_not_exists({P_VER}, :zero) + :one REMOVE {P_LOCK}, {P_TOKEN}, {P_LEASE}"
         );
@@ -400,7 +414,9 @@ impl SessionStore {
         match result {
             Ok(_) => Ok(Session { id: new_id, data, expires, version: 1, lock_token: None }),
             Err(e) => match e.as_service_error() {
-                Some(se) if se.is_transaction_canceled_exception() => Err(self.explain(id, Failure::Condition(None), &options, now_millis()).await),
+                Some(se) if se.is_transaction_canceled_exception() => {
+                    Err(self.explain(id, Failure::Condition(None), &options, now_millis()).await)
+                }
                 _ => Err(SessionError::dynamo("TransactWriteItems", e)),
             },
         }
@@ -427,7 +443,15 @@ impl SessionStore {
             .await;
         match result_or_failure(out) {
             Ok(_) => Ok(()),
-            Err(failure) => match self.explain(id, failure, &WriteOptions { expected_version: None, lock_token: Some(token.clone()) }, now_millis()).await {
+            Err(failure) => match self
+                .explain(
+                    id,
+                    failure,
+                    &WriteOptions { expected_version: None, lock_token: Some(token.clone()) },
+                    now_millis(),
+                )
+                .await
+            {
                 // No lock at all: nothing to release.
                 SessionError::Conflict => Ok(()),
                 err => Err(err),

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -25,7 +25,12 @@ pub enum TableCreation {
 /// until it is ACTIVE (the SDK's table-exists waiter), and enables TTL on the
 /// expiry attribute. A table that exists already is not an error: it is
 /// waited for and its TTL enabled if it was not.
-pub async fn create_sessions_table(client: &Client, config: &Config, read: i64, write: i64) -> Result<TableCreation, SessionError> {
+pub async fn create_sessions_table(
+    client: &Client,
+    config: &Config,
+    read: i64,
+    write: i64,
+) -> Result<TableCreation, SessionError> {
     let throughput = ProvisionedThroughput::builder()
         .read_capacity_units(read)
         .write_capacity_units(write)
@@ -53,7 +58,9 @@ pub async fn create_sessions_table(client: &Client, config: &Config, read: i64, 
         .await;
     let outcome = match created {
         Ok(_) => TableCreation::Created,
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => TableCreation::AlreadyExisted,
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {
+            TableCreation::AlreadyExisted
+        }
         Err(e) => return Err(SessionError::dynamo("CreateTable", e)),
     };
     client

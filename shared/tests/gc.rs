@@ -8,13 +8,22 @@ use common::*;
 use dynamodb_sessions::gc::Sweeper;
 use dynamodb_sessions::{create_sessions_table, garbage_collect, Config, GcOptions, SessionId, TableCreation};
 
-async fn seed(client: &aws_sdk_dynamodb::Client, config: &Config, live: usize, expired: usize) -> (Vec<String>, Vec<String>) {
+async fn seed(
+    client: &aws_sdk_dynamodb::Client,
+    config: &Config,
+    live: usize,
+    expired: usize,
+) -> (Vec<String>, Vec<String>) {
     let (mut live_ids, mut expired_ids) = (Vec::new(), Vec::new());
     for i in 0..live + expired {
         let sid = SessionId::generate().to_string();
         let is_live = i < live;
         put_php_item(client, config, &sid, "{}", if is_live { now() + 600 } else { now() - 10 }, false).await;
-        if is_live { live_ids.push(sid) } else { expired_ids.push(sid) }
+        if is_live {
+            live_ids.push(sid)
+        } else {
+            expired_ids.push(sid)
+        }
     }
     (live_ids, expired_ids)
 }
@@ -108,7 +117,11 @@ async fn gc_skips_live_locks_and_collects_dead_ones_and_php_items() {
     assert_eq!((report.deleted, report.skipped), (2, 1));
     assert!(raw_item(&client, &config, &live_lease).await.is_some());
     assert!(raw_item(&client, &config, &dead_lease).await.is_none());
-    assert!(raw_item(&client, &config, &php_locked).await.is_none(), "an expired PHP session's lock died with it: {}", key(&php_locked));
+    assert!(
+        raw_item(&client, &config, &php_locked).await.is_none(),
+        "an expired PHP session's lock died with it: {}",
+        key(&php_locked)
+    );
 }
 
 #[tokio::test]
@@ -137,7 +150,8 @@ async fn gc_stops_at_its_deadline_and_resumes_where_it_stopped() {
 
 #[tokio::test]
 async fn gc_operation_delay_spaces_out_batches() {
-    let (client, config) = setup(Config::builder().gc_batch_size(2usize).gc_operation_delay(Duration::from_millis(100))).await;
+    let (client, config) =
+        setup(Config::builder().gc_batch_size(2usize).gc_operation_delay(Duration::from_millis(100))).await;
     seed(&client, &config, 0, 6).await;
     let started = Instant::now();
     let report = garbage_collect(&client, &config, GcOptions::default()).await.unwrap();
@@ -180,7 +194,10 @@ mod scheduled {
     use super::*;
     use dynamodb_sessions::gc::{scheduled_sweep, ScheduledSweep, CHECKPOINT_KEY};
 
-    async fn checkpoint(client: &aws_sdk_dynamodb::Client, config: &Config) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    async fn checkpoint(
+        client: &aws_sdk_dynamodb::Client,
+        config: &Config,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
         client
             .get_item()
             .table_name(&config.table_name)
@@ -202,10 +219,15 @@ mod scheduled {
 
     #[tokio::test]
     async fn a_stopped_sweep_resumes_from_its_checkpoint_on_the_next_run() {
-        let (client, config) = setup(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_millis(150))).await;
+        let (client, config) =
+            setup(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_millis(150))).await;
         seed(&client, &config, 3, 40).await;
         // Pages of 5 with a pause after each: 400 ms is a few pages, not all 9.
-        let short = GcOptions { page_size: Some(5), deadline: Some(Instant::now() + Duration::from_millis(400)), ..Default::default() };
+        let short = GcOptions {
+            page_size: Some(5),
+            deadline: Some(Instant::now() + Duration::from_millis(400)),
+            ..Default::default()
+        };
         let first = swept(scheduled_sweep(&client, &config, short, "run-1").await.unwrap());
         assert!(!first.finished, "{first:?}");
         assert!(first.deleted > 0 && first.deleted < 40, "{first:?}");
@@ -214,7 +236,11 @@ mod scheduled {
         assert!(!saved.contains_key("owner"), "the claim is released");
 
         let fast = Config { gc_operation_delay: Duration::ZERO, ..config.clone() };
-        let second = swept(scheduled_sweep(&client, &fast, GcOptions { page_size: Some(5), ..Default::default() }, "run-2").await.unwrap());
+        let second = swept(
+            scheduled_sweep(&client, &fast, GcOptions { page_size: Some(5), ..Default::default() }, "run-2")
+                .await
+                .unwrap(),
+        );
         assert!(second.finished);
         assert_eq!(first.deleted + second.deleted, 40, "the second run did not start over: {second:?}");
         assert!(second.scanned < 44, "it resumed after the saved position: {second:?}");

@@ -66,7 +66,10 @@ async fn waiting_past_max_lock_wait_time_is_locked_and_the_data_survives() {
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert!(calls.len() > 1, "it retried: {calls:?}");
     // The holder still writes through, and nothing was emptied.
-    let written = store.replace(&s.id, data(json!({"cart": [1, 2, 3]})), &with_token(holder.lock_token.as_ref().unwrap())).await.unwrap();
+    let written = store
+        .replace(&s.id, data(json!({"cart": [1, 2, 3]})), &with_token(holder.lock_token.as_ref().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(written.data, data(json!({"cart": [1, 2, 3]})));
 }
 
@@ -80,7 +83,10 @@ async fn only_the_token_holder_writes_releases_or_destroys() {
 
     let none = WriteOptions::default();
     assert!(matches!(store.replace(&s.id, data(json!({"v": 2})), &none).await, Err(SessionError::Locked)));
-    assert!(matches!(store.replace(&s.id, data(json!({"v": 2})), &with_token(&stranger)).await, Err(SessionError::Locked)));
+    assert!(matches!(
+        store.replace(&s.id, data(json!({"v": 2})), &with_token(&stranger)).await,
+        Err(SessionError::Locked)
+    ));
     assert!(matches!(store.patch(&s.id, &data(json!({"v": 2})), &none).await, Err(SessionError::Locked)));
     assert!(matches!(store.destroy(&s.id, None).await, Err(SessionError::Locked)));
     assert!(matches!(store.regenerate(&s.id, None).await, Err(SessionError::Locked)));
@@ -97,10 +103,9 @@ async fn only_the_token_holder_writes_releases_or_destroys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_the_lease_exactly_one_waiter_takes_over() {
     // Lease 1 s; waiters give up at 1.5 s, before the winner's own lease ends.
-    let store = locking_store(
-        fast_locks().lock_lease(Duration::from_secs(1)).max_lock_wait_time(Duration::from_millis(1500)),
-    )
-    .await;
+    let store =
+        locking_store(fast_locks().lock_lease(Duration::from_secs(1)).max_lock_wait_time(Duration::from_millis(1500)))
+            .await;
     let s = store.create(data(json!({"owner": "crashed"}))).await.unwrap();
     let crashed = store.load_and_lock(&s.id).await.unwrap(); // and never releases
     let waiters: Vec<_> = (0..6)
@@ -119,10 +124,14 @@ async fn after_the_lease_exactly_one_waiter_takes_over() {
     }
     assert_eq!(winners.len(), 1, "exactly one waiter took the lock over");
     // The crashed holder's late write is refused, not a silent overwrite.
-    let late = store.replace(&s.id, data(json!({"owner": "late"})), &with_token(crashed.lock_token.as_ref().unwrap())).await;
+    let late =
+        store.replace(&s.id, data(json!({"owner": "late"})), &with_token(crashed.lock_token.as_ref().unwrap())).await;
     assert!(matches!(late, Err(SessionError::Locked)), "{late:?}");
     let winner = &winners[0];
-    store.replace(&s.id, data(json!({"owner": "winner"})), &with_token(winner.lock_token.as_ref().unwrap())).await.unwrap();
+    store
+        .replace(&s.id, data(json!({"owner": "winner"})), &with_token(winner.lock_token.as_ref().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(store.load(&s.id).await.unwrap().data["owner"], "winner");
 }
 
@@ -132,14 +141,20 @@ async fn a_php_lock_is_honoured_and_a_php_item_can_be_locked() {
     let locked_sid = SessionId::parse("phplockedsession0000000000").unwrap();
     put_php_item(store.client(), store.config(), locked_sid.as_str(), r#"{"n":1}"#, now() + 600, true).await;
     assert!(matches!(store.load_and_lock(&locked_sid).await, Err(SessionError::Locked)));
-    assert!(matches!(store.replace(&locked_sid, data(json!({"n":2})), &WriteOptions::default()).await, Err(SessionError::Locked)));
+    assert!(matches!(
+        store.replace(&locked_sid, data(json!({"n":2})), &WriteOptions::default()).await,
+        Err(SessionError::Locked)
+    ));
     assert_eq!(store.load(&locked_sid).await.unwrap().data, data(json!({"n": 1})));
 
     let free_sid = SessionId::parse("phpfreesession000000000000").unwrap();
     put_php_item(store.client(), store.config(), free_sid.as_str(), r#"{"n":1}"#, now() + 600, false).await;
     let session = store.load_and_lock(&free_sid).await.unwrap();
     assert_eq!(session.data, data(json!({"n": 1})));
-    let written = store.replace(&free_sid, data(json!({"n": 2})), &with_token(session.lock_token.as_ref().unwrap())).await.unwrap();
+    let written = store
+        .replace(&free_sid, data(json!({"n": 2})), &with_token(session.lock_token.as_ref().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(written.version, 1);
     let raw = raw_item(store.client(), store.config(), free_sid.as_str()).await.unwrap();
     assert!(!raw.contains_key("lock"));

@@ -60,8 +60,14 @@ async fn expired_sessions_are_absent_before_ttl_removes_them() {
     put_php_item(store.client(), store.config(), sid.as_str(), r#"{"a":1}"#, now() - 5, false).await;
     assert!(matches!(store.load(&sid).await, Err(SessionError::NotFound)));
     assert!(matches!(store.load_and_lock(&sid).await, Err(SessionError::NotFound)));
-    assert!(matches!(store.replace(&sid, data(json!({"b":2})), &WriteOptions::default()).await, Err(SessionError::NotFound)));
-    assert!(matches!(store.patch(&sid, &data(json!({"b":2})), &WriteOptions::default()).await, Err(SessionError::NotFound)));
+    assert!(matches!(
+        store.replace(&sid, data(json!({"b":2})), &WriteOptions::default()).await,
+        Err(SessionError::NotFound)
+    ));
+    assert!(matches!(
+        store.patch(&sid, &data(json!({"b":2})), &WriteOptions::default()).await,
+        Err(SessionError::NotFound)
+    ));
     assert!(matches!(store.regenerate(&sid, None).await, Err(SessionError::NotFound)));
     // Nothing was revived: the item is still the expired one.
     let raw = raw_item(store.client(), store.config(), sid.as_str()).await.unwrap();
@@ -103,7 +109,10 @@ async fn replace_checks_the_version_and_bumps_it() {
 #[tokio::test]
 async fn merge_patch_follows_rfc_7396() {
     let store = store(Config::builder()).await;
-    let s = store.create(data(json!({"user": {"name": "jeremy", "role": "admin"}, "cart": [1, 2], "keep": true}))).await.unwrap();
+    let s = store
+        .create(data(json!({"user": {"name": "jeremy", "role": "admin"}, "cart": [1, 2], "keep": true})))
+        .await
+        .unwrap();
     let patched = store
         .patch(&s.id, &data(json!({"user": {"role": null, "lang": "en"}, "cart": [3]})), &WriteOptions::default())
         .await
@@ -121,7 +130,9 @@ async fn fifty_concurrent_patches_all_land() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (store, id) = (store.clone(), s.id.clone());
-            tokio::spawn(async move { store.patch(&id, &data(json!({ format!("k{i}"): i })), &WriteOptions::default()).await })
+            tokio::spawn(async move {
+                store.patch(&id, &data(json!({ format!("k{i}"): i })), &WriteOptions::default()).await
+            })
         })
         .collect();
     for task in tasks {
@@ -171,7 +182,11 @@ async fn reads_touch_at_most_once_per_interval() {
     assert_eq!(calls, ["GetItem", "UpdateItem"]);
     let first = first.unwrap();
     assert!(first.expires >= now() + 1440 - 2, "the read pushed the expiry on");
-    let stored: i64 = raw_item(store.client(), store.config(), sid.as_str()).await.unwrap()["expires"].as_n().unwrap().parse().unwrap();
+    let stored: i64 = raw_item(store.client(), store.config(), sid.as_str()).await.unwrap()["expires"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(stored, first.expires);
     assert_eq!(first.version, 0, "a touch is not a data write");
     // Within the interval, reads write nothing.
@@ -222,7 +237,10 @@ async fn php_written_items_read_and_write() {
     let loaded = store.load(&id).await.unwrap();
     assert_eq!(loaded.data["user.name"], "jeremy");
     assert_eq!(loaded.version, 0);
-    let written = store.replace(&id, data(json!({"user.name": "ada"})), &WriteOptions { expected_version: Some(0), lock_token: None }).await.unwrap();
+    let written = store
+        .replace(&id, data(json!({"user.name": "ada"})), &WriteOptions { expected_version: Some(0), lock_token: None })
+        .await
+        .unwrap();
     assert_eq!(written.version, 1);
     // A PHP item with non-JSON data is reported, never served as empty.
     put_php_item(store.client(), store.config(), sid, "user.name|s:6:\"jeremy\";", now() + 600, false).await;
@@ -257,7 +275,8 @@ impl Intercept for Bodies {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let body = context.request().body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let body =
+            context.request().body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
         self.0.lock().unwrap().push(body);
         Ok(())
     }

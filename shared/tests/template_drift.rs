@@ -43,8 +43,11 @@ fn every_option_reaches_both_functions_with_the_librarys_default() {
         if let Some(own) = template["Resources"][function]["Properties"]["Environment"]["Variables"].as_mapping() {
             names.extend(own.keys().map(scalar));
         }
-        assert_eq!(template["Resources"][function]["Properties"]["Environment"]["Variables"]["TABLE_NAME"], Value::Null,
-            "{function} overrides nothing the Globals set");
+        assert_eq!(
+            template["Resources"][function]["Properties"]["Environment"]["Variables"]["TABLE_NAME"],
+            Value::Null,
+            "{function} overrides nothing the Globals set"
+        );
     }
     let expected: BTreeSet<String> =
         ENV_VARS.iter().map(|s| s.to_string()).chain(["RUST_LOG".into(), "AWS_ENDPOINT_URL_DYNAMODB".into()]).collect();
@@ -68,7 +71,8 @@ fn every_option_reaches_both_functions_with_the_librarys_default() {
 #[test]
 fn every_option_of_product_md_is_a_variable_with_its_default() {
     let path = repo().join("../shared/PRODUCT.md");
-    let product = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (the team folder sits beside the checkout)", path.display()));
+    let product = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the team folder sits beside the checkout)", path.display()));
     let options = product.split("## Options").nth(1).expect("PRODUCT.md has an Options section");
     let defaults = Config::default().to_env();
     let mut seen = 0;
@@ -76,7 +80,10 @@ fn every_option_of_product_md_is_a_variable_with_its_default() {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let option = cells[1].trim_matches('`');
         let variable = option.to_ascii_uppercase();
-        let (_, ours) = defaults.iter().find(|(v, _)| *v == variable).unwrap_or_else(|| panic!("PRODUCT.md option {option} has no variable {variable}"));
+        let (_, ours) = defaults
+            .iter()
+            .find(|(v, _)| *v == variable)
+            .unwrap_or_else(|| panic!("PRODUCT.md option {option} has no variable {variable}"));
         // PRODUCT.md writes "1440 s", "`sessions`", "10000 µs", "true".
         let theirs = cells[2].trim_matches('`').split_whitespace().next().unwrap_or("").trim_matches('`');
         assert_eq!(theirs, ours, "default of {option}");

@@ -112,7 +112,11 @@ mod tests {
         assert!(cookie.contains("; Path=/app; Domain=example.com; Max-Age=3600; Expires="), "{cookie}");
         assert!(cookie.ends_with("GMT; SameSite=Strict"), "{cookie}");
         let expired = Cookies::new(&config).expired();
-        assert!(expired.starts_with("PHPSESSID=deleted; Path=/app; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970"), "{expired}");
+        assert!(
+            expired
+                .starts_with("PHPSESSID=deleted; Path=/app; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970"),
+            "{expired}"
+        );
     }
 
     #[test]

@@ -107,7 +107,9 @@ impl From<SessionError> for Refusal {
         match err {
             NotFound => refuse(StatusCode::NOT_FOUND, "not_found", "no such session, or it has expired"),
             Locked => refuse(StatusCode::LOCKED, "locked", "the session is locked by another request"),
-            Conflict => refuse(StatusCode::CONFLICT, "conflict", "the session was changed by another request; read it again"),
+            Conflict => {
+                refuse(StatusCode::CONFLICT, "conflict", "the session was changed by another request; read it again")
+            }
             TooLarge { size, limit } => refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -234,8 +236,9 @@ async fn dispatch(app: &App, route: Option<Route<'_>>, request: &Request) -> Out
         }
         (Route::Lock(target), _) => {
             let id = session_id(target, request, &cookies)?;
-            let token = lock_token(request)?
-                .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "missing_lock_token", format!("send the {LOCK_TOKEN_HEADER} header")))?;
+            let token = lock_token(request)?.ok_or_else(|| {
+                refuse(StatusCode::BAD_REQUEST, "missing_lock_token", format!("send the {LOCK_TOKEN_HEADER} header"))
+            })?;
             store.unlock(&id, &token).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
@@ -283,11 +286,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
     if raw == "*" {
         return Ok(None);
     }
-    raw.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<u64>()
-        .map(Some)
-        .map_err(|_| refuse(StatusCode::PRECONDITION_FAILED, "precondition_failed", "If-Match is not an ETag of this API"))
+    raw.trim_start_matches("W/").trim_matches('"').parse::<u64>().map(Some).map_err(|_| {
+        refuse(StatusCode::PRECONDITION_FAILED, "precondition_failed", "If-Match is not an ETag of this API")
+    })
 }
 
 fn lock_token(request: &Request) -> Result<Option<LockToken>, Refusal> {
@@ -336,7 +337,8 @@ fn json_body(request: &Request, store: &SessionStore, optional: bool) -> Result<
     if bytes.len() > limit {
         return Err(SessionError::TooLarge { size: bytes.len(), limit: store.config().max_data_size }.into());
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid_utf8", "the body is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid_utf8", "the body is not UTF-8"))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Err(refuse(StatusCode::BAD_REQUEST, "not_an_object", "session data must be a JSON object")),
@@ -419,7 +421,14 @@ mod tests {
             (SessionError::UnreadableData, 409),
             (SessionError::Throttled { operation: "GetItem" }, 503),
             (SessionError::Unavailable { operation: "GetItem", source: "timeout".into() }, 503),
-            (SessionError::DynamoDb { operation: "GetItem", code: Some("ValidationException".into()), source: "bug".into() }, 500),
+            (
+                SessionError::DynamoDb {
+                    operation: "GetItem",
+                    code: Some("ValidationException".into()),
+                    source: "bug".into(),
+                },
+                500,
+            ),
             (SessionError::Config(ConfigError { variable: "X", value: "y".into(), reason: "z".into() }), 500),
         ];
         for (err, status) in cases {
@@ -432,7 +441,10 @@ mod tests {
             assert!(body["error"]["code"].is_string());
             if status == 500 {
                 let message = body["error"]["message"].as_str().unwrap();
-                assert!(message.contains("req-1") && !message.contains("ValidationException") && !message.contains("bug"), "{message}");
+                assert!(
+                    message.contains("req-1") && !message.contains("ValidationException") && !message.contains("bug"),
+                    "{message}"
+                );
             }
         }
     }

@@ -5,6 +5,5 @@
 pub mod cookie;
 pub mod handler;
 pub mod lambda;
-pub mod local;
 
 pub use handler::{handle, App};

@@ -54,7 +54,8 @@ fn event_files() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let event = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let event =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, event)
         })
         .collect();
@@ -108,20 +109,33 @@ async fn every_api_event_produces_its_status_through_the_lambda_adapter() {
         let status = response["statusCode"].as_u64().unwrap() as u16;
         assert_eq!(status, expected[name.as_str()], "{name}: {response}");
         let body: Value = match response["body"].as_str() {
-            Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: body not JSON: {e}")),
+            Some(text) if !text.is_empty() => {
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: body not JSON: {e}"))
+            }
             _ => Value::Null,
         };
         if status >= 400 {
             assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{name}: {body}");
         }
         if status == 201 {
-            let cookie = response["cookies"][0].as_str().map(str::to_string).or_else(|| response_headers(&response).get("set-cookie").cloned());
+            let cookie = response["cookies"][0]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| response_headers(&response).get("set-cookie").cloned());
             assert!(cookie.unwrap_or_default().starts_with("PHPSESSID="), "{name}: {response}");
         }
         if name == "api-unlock.json" {
-            let raw = app.store.client().get_item().table_name(&app.store.config().table_name)
+            let raw = app
+                .store
+                .client()
+                .get_item()
+                .table_name(&app.store.config().table_name)
                 .key("id", aws_sdk_dynamodb::types::AttributeValue::S(format!("PHPSESSID_{LIVE}")))
-                .send().await.unwrap().item.unwrap();
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
             assert!(!raw.contains_key("lock"), "the unlock event released the lock");
         }
         if name == "api-patch.json" {
@@ -166,7 +180,10 @@ async fn the_scheduled_event_sweeps_expired_unlocked_sessions_only() {
     assert_eq!((report.deleted, report.skipped), (2, 1));
     let store = &app.store;
     assert!(store.load(&LIVE.parse().unwrap()).await.is_ok());
-    assert!(store.load(&"L0ckedL0ckedL0ckedL0ckedL0cked01".parse().unwrap()).await.is_err(), "expired is absent to readers");
+    assert!(
+        store.load(&"L0ckedL0ckedL0ckedL0ckedL0cked01".parse().unwrap()).await.is_err(),
+        "expired is absent to readers"
+    );
     let remaining = store.client().scan().table_name(&config.table_name).send().await.unwrap().count;
     assert_eq!(remaining, 3, "live + locked + the checkpoint item");
 }

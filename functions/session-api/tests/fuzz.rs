@@ -24,8 +24,14 @@ fn body_case() -> impl Strategy<Value = BodyCase> {
     prop_oneof![
         Just(BodyCase::None),
         "[a-z]{1,8}".prop_map(|k| BodyCase::Object(json!({ k: [1, "x", {"n": null}] }).to_string())),
-        prop_oneof![Just("[1,2]".to_string()), Just("42".to_string()), Just("\"s\"".to_string()), Just("null".to_string()), Just("true".to_string())]
-            .prop_map(BodyCase::NotObject),
+        prop_oneof![
+            Just("[1,2]".to_string()),
+            Just("42".to_string()),
+            Just("\"s\"".to_string()),
+            Just("null".to_string()),
+            Just("true".to_string())
+        ]
+        .prop_map(BodyCase::NotObject),
         ".{0,60}".prop_map(BodyCase::Text),
         proptest::collection::vec(any::<u8>(), 0..60).prop_map(BodyCase::Base64Bytes),
         "[!@#$%^&*()]{1,20}".prop_map(BodyCase::InvalidBase64),
@@ -33,11 +39,7 @@ fn body_case() -> impl Strategy<Value = BodyCase> {
 }
 
 fn segment() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("LIVE".to_string()),
-        "[A-Za-z0-9_-]{22,40}",
-        "[A-Za-z0-9%!_ .~-]{0,30}",
-    ]
+    prop_oneof![Just("LIVE".to_string()), "[A-Za-z0-9_-]{22,40}", "[A-Za-z0-9%!_ .~-]{0,30}",]
 }
 
 fn path() -> impl Strategy<Value = String> {
@@ -54,7 +56,11 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 fn header_value(choices: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
-    prop_oneof![Just(None), proptest::sample::select(choices).prop_map(|s| Some(s.to_string())), "[ -~]{0,20}".prop_map(Some)]
+    prop_oneof![
+        Just(None),
+        proptest::sample::select(choices).prop_map(|s| Some(s.to_string())),
+        "[ -~]{0,20}".prop_map(Some)
+    ]
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +78,12 @@ fn case() -> impl Strategy<Value = Case> {
     (
         proptest::sample::select(&["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"][..]),
         path(),
-        header_value(&["application/json", "application/merge-patch+json", "text/plain", "application/json; charset=utf-8"]),
+        header_value(&[
+            "application/json",
+            "application/merge-patch+json",
+            "text/plain",
+            "application/json; charset=utf-8",
+        ]),
         header_value(&["\"1\"", "*", "W/\"2\""]),
         header_value(&["PHPSESSID=LIVE", "PHPSESSID=", "a=b; PHPSESSID=x y"]),
         header_value(&["AAAAAAAAAAAAAAAAAAAAAA"]),
@@ -113,9 +124,15 @@ fn certainly_bad(case: &Case, live: &str) -> bool {
     if matches!(case.body, BodyCase::InvalidBase64(_)) {
         return true;
     }
-    let json_content = case.content_type.as_deref().is_none_or(|c| c.starts_with("application/json") || c.starts_with("application/merge-patch+json"));
+    let json_content = case
+        .content_type
+        .as_deref()
+        .is_none_or(|c| c.starts_with("application/json") || c.starts_with("application/merge-patch+json"));
     let body_is_object = matches!(case.body, BodyCase::Object(_));
-    matches!(case.method, "PUT" | "PATCH") && json_content && !body_is_object && !matches!(case.body, BodyCase::Text(ref t) if t.trim_start().starts_with('{'))
+    matches!(case.method, "PUT" | "PATCH")
+        && json_content
+        && !body_is_object
+        && !matches!(case.body, BodyCase::Text(ref t) if t.trim_start().starts_with('{'))
 }
 
 fn event(case: &Case, live: &str) -> Value {
@@ -161,10 +178,16 @@ fn generated_requests_never_panic_or_5xx_and_bad_ones_are_4xx() {
         (app, live)
     });
     let bad_seen = std::sync::atomic::AtomicUsize::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     runner
         .run(&case(), |case| {
-            let response = runtime.block_on(session_api::lambda::invoke(app.clone(), event(&case, &live))).expect("events deserialize");
+            let response = runtime
+                .block_on(session_api::lambda::invoke(app.clone(), event(&case, &live)))
+                .expect("events deserialize");
             let status = response["statusCode"].as_u64().unwrap();
             prop_assert!(status < 500, "{case:?} -> {response}");
             if certainly_bad(&case, &live) {
@@ -172,8 +195,12 @@ fn generated_requests_never_panic_or_5xx_and_bad_ones_are_4xx() {
                 prop_assert!((400..500).contains(&status), "{case:?} -> {response}");
             }
             if status >= 400 {
-                let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or("")).map_err(|e| TestCaseError::fail(format!("{case:?}: {e}")))?;
-                prop_assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{case:?} -> {body}");
+                let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or(""))
+                    .map_err(|e| TestCaseError::fail(format!("{case:?}: {e}")))?;
+                prop_assert!(
+                    body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+                    "{case:?} -> {body}"
+                );
             }
             Ok(())
         })

@@ -37,12 +37,17 @@ async fn a_session_lives_and_dies_through_the_api() {
 
     let stale = handle(&app, request("PUT", &path, &[JSON, ("if-match", "\"7\"")], Some("{}"))).await;
     assert_eq!(stale.status(), 412);
-    let (replaced, calls) = counted(handle(&app, request("PUT", &path, &[JSON, ("if-match", "\"1\"")], Some(r#"{"a":1}"#)))).await;
+    let (replaced, calls) =
+        counted(handle(&app, request("PUT", &path, &[JSON, ("if-match", "\"1\"")], Some(r#"{"a":1}"#)))).await;
     assert_eq!(replaced.status(), 200);
     assert_eq!(calls, ["UpdateItem"], "a replace is one UpdateItem");
     assert_eq!(header(&replaced, "etag"), Some("\"2\""));
 
-    let patched = handle(&app, request("PATCH", &path, &[("content-type", "application/merge-patch+json")], Some(r#"{"a":null,"b":2}"#))).await;
+    let patched = handle(
+        &app,
+        request("PATCH", &path, &[("content-type", "application/merge-patch+json")], Some(r#"{"a":null,"b":2}"#)),
+    )
+    .await;
     assert_eq!(patched.status(), 200);
     assert_eq!(json(&patched)["data"], json!({"b": 2}));
 
@@ -63,11 +68,13 @@ async fn the_cookie_routes_work_like_session_start() {
     let cookie = session_cookie(&started);
     let id = json(&started)["id"].as_str().unwrap().to_string();
 
-    let resumed = handle(&app, request("POST", "/session", &[("cookie", &format!("theme=dark; {cookie}"))], None)).await;
+    let resumed =
+        handle(&app, request("POST", "/session", &[("cookie", &format!("theme=dark; {cookie}"))], None)).await;
     assert_eq!(resumed.status(), 200, "a live cookie session is resumed");
     assert_eq!(json(&resumed)["id"], id.as_str());
 
-    let put = handle(&app, request("PUT", "/session", &[JSON, ("cookie", &cookie)], Some(r#"{"user.role":"admin"}"#))).await;
+    let put =
+        handle(&app, request("PUT", "/session", &[JSON, ("cookie", &cookie)], Some(r#"{"user.role":"admin"}"#))).await;
     assert_eq!(put.status(), 200);
     let read = handle(&app, request("GET", "/session", &[("cookie", &cookie)], None)).await;
     assert_eq!(json(&read)["data"], json!({"user.role": "admin"}));
@@ -77,7 +84,10 @@ async fn the_cookie_routes_work_like_session_start() {
     let new_cookie = session_cookie(&regenerated);
     assert_ne!(new_cookie, cookie);
     assert_eq!(handle(&app, request("GET", "/session", &[("cookie", &cookie)], None)).await.status(), 404);
-    assert_eq!(json(&handle(&app, request("GET", "/session", &[("cookie", &new_cookie)], None)).await)["data"], json!({"user.role": "admin"}));
+    assert_eq!(
+        json(&handle(&app, request("GET", "/session", &[("cookie", &new_cookie)], None)).await)["data"],
+        json!({"user.role": "admin"})
+    );
 
     let gone = handle(&app, request("DELETE", "/session", &[("cookie", &new_cookie)], None)).await;
     assert_eq!(gone.status(), 204);
@@ -118,15 +128,16 @@ async fn expired_sessions_are_404_before_ttl_runs() {
 
 #[tokio::test]
 async fn pessimistic_reads_lock_and_writes_need_the_token() {
-    let app = app(
-        Config::builder()
-            .locking_strategy(LockingStrategy::Pessimistic)
-            .max_lock_wait_time(Duration::from_millis(200))
-            .min_lock_retry(Duration::from_millis(5))
-            .max_lock_retry(Duration::from_millis(10)),
-    )
+    let app = app(Config::builder()
+        .locking_strategy(LockingStrategy::Pessimistic)
+        .max_lock_wait_time(Duration::from_millis(200))
+        .min_lock_retry(Duration::from_millis(5))
+        .max_lock_retry(Duration::from_millis(10)))
     .await;
-    let id = json(&handle(&app, request("POST", "/sessions", &[JSON], Some(r#"{"n":1}"#))).await)["id"].as_str().unwrap().to_string();
+    let id = json(&handle(&app, request("POST", "/sessions", &[JSON], Some(r#"{"n":1}"#))).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = format!("/sessions/{id}");
     let locked = handle(&app, request("GET", &path, &[], None)).await;
     assert_eq!(locked.status(), 200);
@@ -139,14 +150,29 @@ async fn pessimistic_reads_lock_and_writes_need_the_token() {
     assert_eq!(peek.status(), 200);
     assert!(header(&peek, "x-session-lock-token").is_none());
     assert_eq!(handle(&app, request("PUT", &path, &[JSON], Some(r#"{"n":2}"#))).await.status(), 423);
-    assert_eq!(handle(&app, request("DELETE", &format!("{path}/lock"), &[], None)).await.status(), 400, "unlock needs the token");
-    assert_eq!(handle(&app, request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", "???")], None)).await.status(), 400);
+    assert_eq!(
+        handle(&app, request("DELETE", &format!("{path}/lock"), &[], None)).await.status(),
+        400,
+        "unlock needs the token"
+    );
+    assert_eq!(
+        handle(&app, request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", "???")], None))
+            .await
+            .status(),
+        400
+    );
 
-    let written = handle(&app, request("PUT", &path, &[JSON, ("x-session-lock-token", &token)], Some(r#"{"n":2}"#))).await;
+    let written =
+        handle(&app, request("PUT", &path, &[JSON, ("x-session-lock-token", &token)], Some(r#"{"n":2}"#))).await;
     assert_eq!(written.status(), 200, "the holder writes through and releases");
     let relocked = handle(&app, request("GET", &path, &[], None)).await;
     let token = header(&relocked, "x-session-lock-token").unwrap().to_string();
-    assert_eq!(handle(&app, request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", &token)], None)).await.status(), 204);
+    assert_eq!(
+        handle(&app, request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", &token)], None))
+            .await
+            .status(),
+        204
+    );
     assert_eq!(handle(&app, request("GET", &path, &[], None)).await.status(), 200, "released without writing");
 }
 
@@ -157,7 +183,9 @@ async fn bad_requests_get_4xx_json_errors_and_cost_no_dynamodb_call() {
     let path = format!("/sessions/{id}");
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(1500));
     let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5000));
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Option<&str>, u16, &str)> = vec![
+    // (method, path, headers, body, status, error code)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("GET", "/sessions/bad%20id!".into(), vec![], None, 400, "invalid_id"),
         ("GET", "/sessions/short".into(), vec![], None, 400, "invalid_id"),
         ("PUT", path.clone(), vec![JSON], Some("{\"a\":"), 400, "bad_json"),
@@ -183,7 +211,10 @@ async fn bad_requests_get_4xx_json_errors_and_cost_no_dynamodb_call() {
     // Data that parses but is over the limit once serialized: 413, nothing written.
     let (response, calls) = counted(handle(&app, request("PUT", &path, &[JSON], Some(&big)))).await;
     assert_eq!((response.status().as_u16(), calls.len()), (413, 0));
-    assert_eq!(header(&handle(&app, request("POST", &path, &[], None)).await, "allow"), Some("GET, PUT, PATCH, DELETE"));
+    assert_eq!(
+        header(&handle(&app, request("POST", &path, &[], None)).await, "allow"),
+        Some("GET, PUT, PATCH, DELETE")
+    );
     let invalid_utf8 = lambda_http::http::Request::builder()
         .method("PUT")
         .uri(&path)

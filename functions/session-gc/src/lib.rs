@@ -38,7 +38,11 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<ScheduledSweep, Error> {
     let deadline = sweep_deadline(event.context.deadline);
-    tracing::info!(lambda_deadline_ms = event.context.deadline, budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "gc sweep starting");
+    tracing::info!(
+        lambda_deadline_ms = event.context.deadline,
+        budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+        "gc sweep starting"
+    );
     let options = GcOptions { deadline: Some(deadline), ..Default::default() };
     let outcome = scheduled_sweep(client, config, options, &event.context.request_id).await?;
     match &outcome {

@@ -16,7 +16,9 @@ pub fn client() -> Client {
 }
 
 /// A client with extra interceptors or settings.
-pub fn client_with(customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder) -> Client {
+pub fn client_with(
+    customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+) -> Client {
     Client::from_conf(customize(client().config().to_builder()).build())
 }
 
@@ -69,7 +71,11 @@ pub async fn put_php_item(client: &Client, config: &Config, sid: &str, data: &st
     request.send().await.unwrap();
 }
 
-pub async fn raw_item(client: &Client, config: &Config, sid: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+pub async fn raw_item(
+    client: &Client,
+    config: &Config,
+    sid: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
     client
         .get_item()
         .table_name(&config.table_name)

@@ -12,8 +12,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use dynamodb_sessions::{create_sessions_table, dynamodb_client, emulator, garbage_collect, logging, Config, GcOptions, SessionStore};
-use session_api::{local, App};
+use dynamodb_sessions::{
+    create_sessions_table, dynamodb_client, emulator, garbage_collect, logging, Config, GcOptions, SessionStore,
+};
+use session_api::App;
+
+mod server;
 
 #[derive(Parser)]
 #[command(name = "sessions", about = "DynamoDB sessions: local server and operator commands")]
@@ -85,15 +89,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            local::serve(App::new(store), listener).await.map_err(|e| e.to_string())
+            server::serve(App::new(store), listener).await.map_err(|e| e.to_string())
         }
         Command::CreateTable { read, write } => {
-            let outcome = create_sessions_table(&dynamodb_client().await, &config, read, write).await.map_err(|e| e.to_string())?;
+            let outcome = create_sessions_table(&dynamodb_client().await, &config, read, write)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}: {outcome:?}", config.table_name);
             Ok(())
         }
         Command::Gc => {
-            let report = garbage_collect(&dynamodb_client().await, &config, GcOptions::default()).await.map_err(|e| e.to_string())?;
+            let report = garbage_collect(&dynamodb_client().await, &config, GcOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&report).expect("a report serializes"));
             Ok(())
         }

@@ -6,7 +6,7 @@ use axum::response::Response as AxumResponse;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::handler::{handle, App};
+use session_api::{handle, App};
 
 /// Largest request body read; Lambda's own payload limit is 6 MB.
 const MAX_BODY: usize = 6 * 1024 * 1024;
@@ -45,4 +45,3 @@ fn to_axum(response: Response<Body>) -> AxumResponse {
     };
     AxumResponse::from_parts(parts, body)
 }
-

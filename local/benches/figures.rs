@@ -1,12 +1,14 @@
 //! Figures, counted and measured (never asserted): DynamoDB requests per
 //! route, and what a GC sweep costs, against the embedded emulator (or
-//! `DYNAMODB_TEST_ENDPOINT`). Run: `cargo bench -p session-api --bench figures`.
+//! `DYNAMODB_TEST_ENDPOINT`). Run: `cargo bench -p sessions-local --bench figures`.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use dynamodb_sessions::calls::counted;
-use dynamodb_sessions::{create_sessions_table, emulator, garbage_collect, Config, ConfigBuilder, GcOptions, LockingStrategy, SessionStore};
+use dynamodb_sessions::{
+    create_sessions_table, emulator, garbage_collect, Config, ConfigBuilder, GcOptions, LockingStrategy, SessionStore,
+};
 use lambda_http::http::Request as HttpRequest;
 use lambda_http::{Body, Request};
 use session_api::{handle, App};
@@ -78,25 +80,42 @@ async fn main() {
     row(&plain, "GET /sessions/{id} (touched < interval ago)", request("GET", &path, &[], "")).await;
     row(&plain, "PUT /sessions/{id}", request("PUT", &path, &json, r#"{"a":1}"#)).await;
     row(&plain, "PATCH /sessions/{id}", request("PATCH", &path, &json, r#"{"b":2}"#)).await;
-    let regenerated = row(&plain, "POST /sessions/{id}/regenerate", request("POST", &format!("{path}/regenerate"), &[], "")).await;
+    let regenerated =
+        row(&plain, "POST /sessions/{id}/regenerate", request("POST", &format!("{path}/regenerate"), &[], "")).await;
     let path = format!("/sessions/{}", id_of(&regenerated));
     row(&plain, "DELETE /sessions/{id}", request("DELETE", &path, &[], "")).await;
     row(&plain, "GET /sessions/{id} (unknown)", request("GET", &path, &[], "")).await;
     row(&plain, "GET /sessions/{id} (malformed id)", request("GET", "/sessions/bad!", &[], "")).await;
     let touching = app(Config::builder().touch_interval(Duration::ZERO), "touch").await;
     let id = id_of(&handle(&touching, request("POST", "/sessions", &json, "")).await);
-    row(&touching, "GET /sessions/{id} (touch due, TOUCH_INTERVAL=0)", request("GET", &format!("/sessions/{id}"), &[], "")).await;
+    row(
+        &touching,
+        "GET /sessions/{id} (touch due, TOUCH_INTERVAL=0)",
+        request("GET", &format!("/sessions/{id}"), &[], ""),
+    )
+    .await;
 
     let locking = app(Config::builder().locking_strategy(LockingStrategy::Pessimistic), "lock").await;
     let id = id_of(&handle(&locking, request("POST", "/sessions", &json, "")).await);
     let path = format!("/sessions/{id}");
     let locked = row(&locking, "GET /sessions/{id} (pessimistic: lock)", request("GET", &path, &[], "")).await;
     let token = locked.headers()["x-session-lock-token"].to_str().unwrap().to_string();
-    row(&locking, "DELETE /sessions/{id}/lock", request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", &token)], "")).await;
+    row(
+        &locking,
+        "DELETE /sessions/{id}/lock",
+        request("DELETE", &format!("{path}/lock"), &[("x-session-lock-token", &token)], ""),
+    )
+    .await;
     let locked = handle(&locking, request("GET", &path, &[], "")).await;
     let token = locked.headers()["x-session-lock-token"].to_str().unwrap().to_string();
-    row(&locking, "PUT /sessions/{id} (write through, unlock)", request("PUT", &path, &[json[0], ("x-session-lock-token", &token)], "{}")).await;
-    row(&locking, "GET /sessions/{id}?read_and_close=1", request("GET", &format!("{path}?read_and_close=1"), &[], "")).await;
+    row(
+        &locking,
+        "PUT /sessions/{id} (write through, unlock)",
+        request("PUT", &path, &[json[0], ("x-session-lock-token", &token)], "{}"),
+    )
+    .await;
+    row(&locking, "GET /sessions/{id}?read_and_close=1", request("GET", &format!("{path}?read_and_close=1"), &[], ""))
+        .await;
 
     println!("\nGC sweep of 10,000 sessions (~200 B each), 10% expired:");
     let gc = app(Config::builder(), "gc").await;
@@ -111,7 +130,8 @@ async fn main() {
     );
 
     println!("\nGC under a 5 WCU budget (GC_BATCH_SIZE=5, GC_OPERATION_DELAY=1 s), 50 expired sessions:");
-    let budget = app(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_secs(1)), "budget").await;
+    let budget =
+        app(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_secs(1)), "budget").await;
     seed(budget.store.config(), 50, 50).await;
     let started = Instant::now();
     let report = garbage_collect(budget.store.client(), budget.store.config(), GcOptions::default()).await.unwrap();
