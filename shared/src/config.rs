@@ -1,462 +1,234 @@
 //! Options of the PHP DynamoDB session handler, with its defaults, plus the
-//! few this store adds (lock lease, touch interval, cookie, data size).
+//! few this store adds (lock lease, touch interval, data size, GC budget,
+//! DynamoDB timeouts). Declared once, in the table below.
 //!
 //! Library users build a [`Config`] with [`Config::builder`]; the Lambda
 //! functions read it from environment variables named after each option in
 //! upper case ([`Config::from_env`]). Either way a bad value is a
 //! [`ConfigError`] naming the variable and the value: nothing falls back.
+//! Every duration and size has an upper bound, and a default derived from
+//! another option (the touch interval, the lock retry bounds, the attempt
+//! timeout) follows that option, so a valid choice never fails because of a
+//! default.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-/// Environment variable names, one per option, in the order of PRODUCT.md.
-pub const ENV_VARS: &[&str] = &[
-    "TABLE_NAME",
-    "HASH_KEY",
-    "SESSION_LIFETIME",
-    "CONSISTENT_READ",
-    "LOCKING_STRATEGY",
-    "AUTOMATIC_GC",
-    "GC_BATCH_SIZE",
-    "GC_OPERATION_DELAY",
-    "MAX_LOCK_WAIT_TIME",
-    "MIN_LOCK_RETRY_MICROTIME",
-    "MAX_LOCK_RETRY_MICROTIME",
-    "SESSION_NAME",
-    "DATA_ATTRIBUTE",
-    "SESSION_LIFETIME_ATTRIBUTE",
-    "LOCK_LEASE",
-    "TOUCH_INTERVAL",
-    "COOKIE_LIFETIME",
-    "COOKIE_PATH",
-    "COOKIE_DOMAIN",
-    "COOKIE_SECURE",
-    "COOKIE_HTTP_ONLY",
-    "COOKIE_SAME_SITE",
-    "MAX_DATA_SIZE",
-];
+use crate::codec::DataFormat;
+use crate::options::bounds::within;
+pub use crate::options::ConfigError;
 
 /// DynamoDB's item limit is 400 KB including attribute names and the other
 /// attributes; this leaves room for the key, expiry, version and lock.
 pub const MAX_DATA_SIZE_LIMIT: usize = 390_000;
 
 /// Attribute names this store adds beside the PHP handler's four.
-pub(crate) const RESERVED_ATTRIBUTES: &[&str] = &["lock", "version", "lock_token", "lock_until_ms", "created"];
+pub(crate) const RESERVED_ATTRIBUTES: &[&str] = &["lock", "version", "lock_token", "write_id", "created"];
 
+const SECOND: Duration = Duration::from_secs(1);
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Lambda's longest run; no wait or lease needs to be longer.
+const FIFTEEN_MINUTES: Duration = Duration::from_secs(900);
+
+/// How reads lock a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockingStrategy {
-    /// No locking: last writer wins, unless it sends the version it read.
+    /// No locking: last writer wins, unless it sends the ETag it read.
     Null,
     /// A read takes a lock that other readers wait for, as in the PHP handler.
     Pessimistic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
+impl FromStr for LockingStrategy {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "null" | "" => Ok(LockingStrategy::Null),
+            // The seed spells it "pessemistic"; PHP configurations in the wild do too.
+            "pessimistic" | "pessemistic" => Ok(LockingStrategy::Pessimistic),
+            _ => Err("must be null or pessimistic".into()),
+        }
+    }
 }
 
-impl fmt::Display for SameSite {
+impl fmt::Display for LockingStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
+            LockingStrategy::Null => "null",
+            LockingStrategy::Pessimistic => "pessimistic",
         })
     }
 }
 
-/// Attributes of the session cookie, as PHP's `session.cookie_*` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieConfig {
-    /// 0 = a browser-session cookie (no Max-Age), as in PHP.
-    pub lifetime: Duration,
-    pub path: String,
-    pub domain: Option<String>,
-    pub secure: bool,
-    pub http_only: bool,
-    pub same_site: SameSite,
+/// The DynamoDB type of the data attribute (the PHP SDK's `data_attribute_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataAttributeType {
+    /// `S`, the PHP SDK's default.
+    String,
+    /// `B`.
+    Binary,
 }
 
-impl Default for CookieConfig {
-    fn default() -> Self {
-        CookieConfig {
-            lifetime: Duration::ZERO,
-            path: "/".into(),
-            domain: None,
-            secure: true,
-            http_only: true,
-            same_site: SameSite::Lax,
+impl FromStr for DataAttributeType {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "string" => Ok(DataAttributeType::String),
+            "binary" => Ok(DataAttributeType::Binary),
+            _ => Err("must be string or binary".into()),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub table_name: String,
-    pub hash_key: String,
-    /// Lifetime of an inactive session.
-    pub session_lifetime: Duration,
-    pub consistent_read: bool,
-    pub locking_strategy: LockingStrategy,
-    pub automatic_gc: bool,
-    pub gc_batch_size: usize,
-    pub gc_operation_delay: Duration,
-    pub max_lock_wait_time: Duration,
-    pub min_lock_retry: Duration,
-    pub max_lock_retry: Duration,
+impl fmt::Display for DataAttributeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataAttributeType::String => "string",
+            DataAttributeType::Binary => "binary",
+        })
+    }
+}
+
+crate::declare_options! {
+    /// The store's settings. Build with [`Config::builder`] or read with
+    /// [`Config::from_env`].
+    pub struct Config;
+    /// Builds a [`Config`]; `build` applies the defaults and every check.
+    pub struct ConfigBuilder(given);
+
+    /// DynamoDB table holding the sessions.
+    table_name: String, env "TABLE_NAME", kind text, default "sessions".into(), check |v| table_name_rule(v);
+    /// Name of the table's hash key attribute.
+    hash_key: String, env "HASH_KEY", kind text, default "id".into(), check |v| attribute_name_rule(v);
+    /// Lifetime of an inactive session (PHP's `session.gc_maxlifetime`).
+    session_lifetime: Duration, env "SESSION_LIFETIME", kind whole_seconds, default Duration::from_secs(1440),
+        check |v| within(v, SECOND..=10 * YEAR, "(seconds)");
+    /// Strongly consistent reads (`false` halves a read's cost but may serve a just-written session stale).
+    consistent_read: bool, env "CONSISTENT_READ", kind flag, default true;
+    /// `null`, or `pessimistic`: a read locks the session until the write that follows.
+    locking_strategy: LockingStrategy, env "LOCKING_STRATEGY", kind choice, default LockingStrategy::Null;
+    /// Session requests occasionally run a small, time-bounded GC step.
+    automatic_gc: bool, env "AUTOMATIC_GC", kind flag, default false;
+    /// Conditional deletes a GC sweep sends together (1 to 25).
+    gc_batch_size: usize, env "GC_BATCH_SIZE", kind count, default 25, check |v| within(v, 1..=25, "");
+    /// Pause between GC batches, on top of the capacity budget.
+    gc_operation_delay: Duration, env "GC_OPERATION_DELAY", kind seconds, default Duration::ZERO,
+        check |v| within(v, Duration::ZERO..=Duration::from_secs(300), "");
+    /// Share of the table's provisioned read and write capacity a GC sweep may use (0 to 1].
+    gc_capacity_share: f64, env "GC_CAPACITY_SHARE", kind number, default 0.2,
+        check |v| if *v > 0.0 && *v <= 1.0 { Ok(()) } else { Err("must be more than 0 and at most 1".into()) };
+    /// Capacity units per second a GC sweep may use on an on-demand (PAY_PER_REQUEST) table.
+    gc_on_demand_rate: f64, env "GC_ON_DEMAND_RATE", kind number, default 25.0,
+        check |v| within(v, 1.0..=40_000.0, "units per second");
+    /// How long a read waits for another request's lock before giving up (423).
+    max_lock_wait_time: Duration, env "MAX_LOCK_WAIT_TIME", kind seconds, default Duration::from_secs(10),
+        check |v| within(v, Duration::ZERO..=FIFTEEN_MINUTES, "");
+    /// Shortest first pause of a lock waiter.
+    min_lock_retry: Duration, env "MIN_LOCK_RETRY_MICROTIME", kind micros,
+        default given.max_lock_retry.map_or(Duration::from_micros(10_000), |max| max.min(Duration::from_micros(10_000))),
+        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
+    /// Longest first pause of a lock waiter.
+    max_lock_retry: Duration, env "MAX_LOCK_RETRY_MICROTIME", kind micros,
+        default min_lock_retry.max(Duration::from_micros(50_000)),
+        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
     /// Cookie name and key prefix; empty = the key is the bare id.
-    pub session_name: String,
-    pub data_attribute: String,
-    pub session_lifetime_attribute: String,
-    /// How long a lock holds before one waiter may take it over.
-    pub lock_lease: Duration,
-    /// A read refreshes the expiry at most once per interval (0 = every read).
-    pub touch_interval: Duration,
-    pub cookie: CookieConfig,
+    session_name: String, env "SESSION_NAME", kind text, default "PHPSESSID".into(), check |v| session_name_rule(v);
+    /// Attribute holding the serialized session data.
+    data_attribute: String, env "DATA_ATTRIBUTE", kind text, default "data".into(), check |v| attribute_name_rule(v);
+    /// Attribute holding the expiry (epoch seconds); also the table's TTL attribute.
+    session_lifetime_attribute: String, env "SESSION_LIFETIME_ATTRIBUTE", kind text, default "expires".into(),
+        check |v| attribute_name_rule(v);
+    /// DynamoDB type written for the data attribute: `string` (S) or `binary` (B); both are read.
+    data_attribute_type: DataAttributeType, env "DATA_ATTRIBUTE_TYPE", kind choice, default DataAttributeType::String;
+    /// Serialization of sessions created here: `json`, `php` or `php_serialize`; reads accept all three.
+    data_format: DataFormat, env "DATA_FORMAT", kind choice, default DataFormat::Json;
+    /// How long a lock holds before one waiter may take it over (a crashed holder never locks for good).
+    lock_lease: Duration, env "LOCK_LEASE", kind seconds, default Duration::from_secs(30),
+        check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, "");
+    /// A read refreshes the expiry at most once per interval (0 = every read, as PHP).
+    touch_interval: Duration, env "TOUCH_INTERVAL", kind whole_seconds,
+        default Duration::from_secs(60).min(session_lifetime / 2);
     /// Largest serialized session data, in bytes.
-    pub max_data_size: usize,
+    max_data_size: usize, env "MAX_DATA_SIZE", kind count, default 65_536,
+        check |v| within(v, 1..=MAX_DATA_SIZE_LIMIT, "bytes (a DynamoDB item holds 400 KB)");
+    /// Longest a DynamoDB call may take, retries included; then the request answers 503.
+    dynamodb_operation_timeout: Duration, env "DYNAMODB_OPERATION_TIMEOUT", kind seconds,
+        default Duration::from_secs(3), check |v| within(v, Duration::from_millis(100)..=Duration::from_secs(60), "");
+    /// Longest one attempt of a DynamoDB call may take before the SDK retries it.
+    dynamodb_attempt_timeout: Duration, env "DYNAMODB_ATTEMPT_TIMEOUT", kind seconds,
+        default dynamodb_operation_timeout.min(SECOND),
+        check |v| within(v, Duration::from_millis(50)..=Duration::from_secs(60), "");
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            table_name: "sessions".into(),
-            hash_key: "id".into(),
-            session_lifetime: Duration::from_secs(1440),
-            consistent_read: true,
-            locking_strategy: LockingStrategy::Null,
-            automatic_gc: false,
-            gc_batch_size: 25,
-            gc_operation_delay: Duration::ZERO,
-            max_lock_wait_time: Duration::from_secs(10),
-            min_lock_retry: Duration::from_micros(10_000),
-            max_lock_retry: Duration::from_micros(50_000),
-            session_name: "PHPSESSID".into(),
-            data_attribute: "data".into(),
-            session_lifetime_attribute: "expires".into(),
-            lock_lease: Duration::from_secs(30),
-            touch_interval: Duration::from_secs(60),
-            cookie: CookieConfig::default(),
-            max_data_size: 65_536,
-        }
+fn table_name_rule(name: &str) -> Result<(), String> {
+    let ok = (3..=255).contains(&name.len()) && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch));
+    ok.then_some(()).ok_or_else(|| "must be 3 to 255 characters of A-Z a-z 0-9 _ . -".into())
+}
+
+fn attribute_name_rule(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be an attribute name of 1 to 255 characters".into());
     }
+    if RESERVED_ATTRIBUTES.contains(&name) {
+        return Err(format!("is reserved; the store uses {RESERVED_ATTRIBUTES:?}"));
+    }
+    Ok(())
 }
 
-/// A bad option value: which variable, what it held, and why it is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: {variable}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
-fn bad(variable: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> ConfigError {
-    ConfigError { variable, value: value.to_string(), reason: reason.into() }
+fn session_name_rule(name: &str) -> Result<(), String> {
+    let ok = name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+        && (name.is_empty() || !name.chars().all(|ch| ch.is_ascii_digit()));
+    ok.then_some(()).ok_or_else(|| "must be empty or cookie-safe (A-Z a-z 0-9 _ . -), not only digits".into())
 }
 
 impl Config {
-    pub fn builder() -> ConfigBuilder {
-        ConfigBuilder { config: Config::default() }
-    }
-
-    /// Reads every option from the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads every option through `lookup` (a variable name to its value);
-    /// an unset variable takes the default, a set one must parse.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        let get = |name: &'static str| lookup(name).map(|v| (name, v));
-
-        if let Some((_, v)) = get("TABLE_NAME") {
-            c.table_name = v;
-        }
-        if let Some((_, v)) = get("HASH_KEY") {
-            c.hash_key = v;
-        }
-        if let Some((n, v)) = get("SESSION_LIFETIME") {
-            c.session_lifetime = Duration::from_secs(parse_u64(n, &v)?);
-        }
-        if let Some((n, v)) = get("CONSISTENT_READ") {
-            c.consistent_read = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("LOCKING_STRATEGY") {
-            c.locking_strategy = parse_strategy(n, &v)?;
-        }
-        if let Some((n, v)) = get("AUTOMATIC_GC") {
-            c.automatic_gc = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("GC_BATCH_SIZE") {
-            c.gc_batch_size = parse_u64(n, &v)? as usize;
-        }
-        if let Some((n, v)) = get("GC_OPERATION_DELAY") {
-            c.gc_operation_delay = parse_seconds(n, &v)?;
-        }
-        if let Some((n, v)) = get("MAX_LOCK_WAIT_TIME") {
-            c.max_lock_wait_time = parse_seconds(n, &v)?;
-        }
-        if let Some((n, v)) = get("MIN_LOCK_RETRY_MICROTIME") {
-            c.min_lock_retry = Duration::from_micros(parse_u64(n, &v)?);
-        }
-        if let Some((n, v)) = get("MAX_LOCK_RETRY_MICROTIME") {
-            c.max_lock_retry = Duration::from_micros(parse_u64(n, &v)?);
-        }
-        if let Some((_, v)) = get("SESSION_NAME") {
-            c.session_name = v;
-        }
-        if let Some((_, v)) = get("DATA_ATTRIBUTE") {
-            c.data_attribute = v;
-        }
-        if let Some((_, v)) = get("SESSION_LIFETIME_ATTRIBUTE") {
-            c.session_lifetime_attribute = v;
-        }
-        if let Some((n, v)) = get("LOCK_LEASE") {
-            c.lock_lease = parse_seconds(n, &v)?;
-        }
-        if let Some((n, v)) = get("TOUCH_INTERVAL") {
-            c.touch_interval = Duration::from_secs(parse_u64(n, &v)?);
-        }
-        if let Some((n, v)) = get("COOKIE_LIFETIME") {
-            c.cookie.lifetime = Duration::from_secs(parse_u64(n, &v)?);
-        }
-        if let Some((_, v)) = get("COOKIE_PATH") {
-            c.cookie.path = v;
-        }
-        if let Some((_, v)) = get("COOKIE_DOMAIN") {
-            c.cookie.domain = (!v.is_empty()).then_some(v);
-        }
-        if let Some((n, v)) = get("COOKIE_SECURE") {
-            c.cookie.secure = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("COOKIE_HTTP_ONLY") {
-            c.cookie.http_only = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("COOKIE_SAME_SITE") {
-            c.cookie.same_site = parse_same_site(n, &v)?;
-        }
-        if let Some((n, v)) = get("MAX_DATA_SIZE") {
-            c.max_data_size = parse_u64(n, &v)? as usize;
-        }
-        c.validate()?;
-        Ok(c)
-    }
-
-    /// Checks every rule that a single parse cannot (ranges, relations).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let table_ok = (3..=255).contains(&self.table_name.len())
-            && self.table_name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch));
-        if !table_ok {
-            return Err(bad("TABLE_NAME", &self.table_name, "must be 3 to 255 characters of A-Z a-z 0-9 _ . -"));
-        }
+    /// Checks the rules between options (each option's own bounds are
+    /// checked by the builder).
+    fn check_relations(&self) -> Result<(), ConfigError> {
         let attributes = [
             ("HASH_KEY", &self.hash_key),
             ("DATA_ATTRIBUTE", &self.data_attribute),
             ("SESSION_LIFETIME_ATTRIBUTE", &self.session_lifetime_attribute),
         ];
         for (i, (variable, name)) in attributes.iter().enumerate() {
-            if name.is_empty() || name.len() > 255 {
-                return Err(bad(variable, name, "must be an attribute name of 1 to 255 characters"));
-            }
-            if RESERVED_ATTRIBUTES.contains(&name.as_str()) {
-                return Err(bad(variable, name, format!("is reserved; the store uses {RESERVED_ATTRIBUTES:?}")));
-            }
             if attributes[..i].iter().any(|(_, other)| other == name) {
-                return Err(bad(variable, name, "must differ from the other attribute names"));
+                return Err(ConfigError::new(variable, name, "must differ from the other attribute names"));
             }
-        }
-        if self.session_lifetime.is_zero() {
-            return Err(bad("SESSION_LIFETIME", 0, "must be at least 1 second"));
-        }
-        if !(1..=25).contains(&self.gc_batch_size) {
-            return Err(bad("GC_BATCH_SIZE", self.gc_batch_size, "must be between 1 and 25"));
-        }
-        if self.max_lock_retry.is_zero() {
-            return Err(bad("MAX_LOCK_RETRY_MICROTIME", 0, "must be at least 1 microsecond"));
         }
         if self.min_lock_retry > self.max_lock_retry {
-            return Err(bad(
+            return Err(ConfigError::new(
                 "MIN_LOCK_RETRY_MICROTIME",
                 self.min_lock_retry.as_micros(),
                 format!("must not exceed MAX_LOCK_RETRY_MICROTIME ({})", self.max_lock_retry.as_micros()),
             ));
         }
-        let name_ok = self.session_name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
-            && (self.session_name.is_empty() || !self.session_name.chars().all(|ch| ch.is_ascii_digit()));
-        if !name_ok {
-            return Err(bad(
-                "SESSION_NAME",
-                &self.session_name,
-                "must be empty or cookie-safe (A-Z a-z 0-9 _ . -), not only digits",
-            ));
-        }
-        if self.lock_lease.is_zero() {
-            return Err(bad("LOCK_LEASE", 0, "must be more than 0 seconds"));
-        }
         if self.touch_interval >= self.session_lifetime {
-            return Err(bad(
+            return Err(ConfigError::new(
                 "TOUCH_INTERVAL",
                 self.touch_interval.as_secs(),
                 format!("must be less than SESSION_LIFETIME ({})", self.session_lifetime.as_secs()),
             ));
         }
-        let cookie_text_ok = |s: &str| s.chars().all(|ch| ch.is_ascii_graphic() && !";,\\\"".contains(ch));
-        if !self.cookie.path.starts_with('/') || !cookie_text_ok(&self.cookie.path) {
-            return Err(bad("COOKIE_PATH", &self.cookie.path, "must start with / and hold no spaces, ; , \\ or \""));
-        }
-        if let Some(domain) = &self.cookie.domain {
-            if !cookie_text_ok(domain) {
-                return Err(bad("COOKIE_DOMAIN", domain, "must hold no spaces, ; , \\ or \""));
-            }
-        }
-        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
-            return Err(bad("COOKIE_SAME_SITE", "None", "browsers reject SameSite=None without COOKIE_SECURE=true"));
-        }
-        if !(1..=MAX_DATA_SIZE_LIMIT).contains(&self.max_data_size) {
-            return Err(bad(
-                "MAX_DATA_SIZE",
-                self.max_data_size,
-                format!("must be between 1 and {MAX_DATA_SIZE_LIMIT} bytes (a DynamoDB item holds 400 KB)"),
+        if self.dynamodb_attempt_timeout > self.dynamodb_operation_timeout {
+            return Err(ConfigError::new(
+                "DYNAMODB_ATTEMPT_TIMEOUT",
+                crate::options::kinds::seconds::render(&self.dynamodb_attempt_timeout),
+                "must not exceed DYNAMODB_OPERATION_TIMEOUT",
             ));
         }
         Ok(())
     }
 
-    /// This config as environment variables (the inverse of [`Config::from_env`]),
-    /// in the order of [`ENV_VARS`]: what the SAM template's defaults must be.
-    pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        let seconds = |d: Duration| {
-            let s = d.as_secs_f64();
-            if s.fract() == 0.0 {
-                format!("{}", s as u64)
-            } else {
-                format!("{s}")
-            }
-        };
-        vec![
-            ("TABLE_NAME", self.table_name.clone()),
-            ("HASH_KEY", self.hash_key.clone()),
-            ("SESSION_LIFETIME", self.session_lifetime.as_secs().to_string()),
-            ("CONSISTENT_READ", self.consistent_read.to_string()),
-            (
-                "LOCKING_STRATEGY",
-                match self.locking_strategy {
-                    LockingStrategy::Null => "null".into(),
-                    LockingStrategy::Pessimistic => "pessimistic".into(),
-                },
-            ),
-            ("AUTOMATIC_GC", self.automatic_gc.to_string()),
-            ("GC_BATCH_SIZE", self.gc_batch_size.to_string()),
-            ("GC_OPERATION_DELAY", seconds(self.gc_operation_delay)),
-            ("MAX_LOCK_WAIT_TIME", seconds(self.max_lock_wait_time)),
-            ("MIN_LOCK_RETRY_MICROTIME", self.min_lock_retry.as_micros().to_string()),
-            ("MAX_LOCK_RETRY_MICROTIME", self.max_lock_retry.as_micros().to_string()),
-            ("SESSION_NAME", self.session_name.clone()),
-            ("DATA_ATTRIBUTE", self.data_attribute.clone()),
-            ("SESSION_LIFETIME_ATTRIBUTE", self.session_lifetime_attribute.clone()),
-            ("LOCK_LEASE", seconds(self.lock_lease)),
-            ("TOUCH_INTERVAL", self.touch_interval.as_secs().to_string()),
-            ("COOKIE_LIFETIME", self.cookie.lifetime.as_secs().to_string()),
-            ("COOKIE_PATH", self.cookie.path.clone()),
-            ("COOKIE_DOMAIN", self.cookie.domain.clone().unwrap_or_default()),
-            ("COOKIE_SECURE", self.cookie.secure.to_string()),
-            ("COOKIE_HTTP_ONLY", self.cookie.http_only.to_string()),
-            ("COOKIE_SAME_SITE", self.cookie.same_site.to_string()),
-            ("MAX_DATA_SIZE", self.max_data_size.to_string()),
-        ]
+    /// Whether a read takes the session's lock (`locking_strategy=pessimistic`).
+    pub fn locks_on_read(&self) -> bool {
+        self.locking_strategy == LockingStrategy::Pessimistic
     }
 
-    /// The hash key value of a session id: `<session_name>_<id>`, as PHP writes it.
+    /// The hash key value of a session id, built exactly as the PHP SDK builds
+    /// it: `trim(session_name . '_' . id, '_')`.
     pub fn item_key(&self, id: &str) -> String {
-        if self.session_name.is_empty() {
-            id.to_string()
-        } else {
-            format!("{}_{}", self.session_name, id)
-        }
-    }
-}
-
-fn parse_u64(variable: &'static str, value: &str) -> Result<u64, ConfigError> {
-    value.trim().parse::<u64>().map_err(|_| bad(variable, value, "must be a whole number, 0 or more"))
-}
-
-fn parse_seconds(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let seconds: f64 = value.trim().parse().map_err(|_| bad(variable, value, "must be a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad(variable, value, "must be a number of seconds, 0 or more"))
-}
-
-fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(bad(variable, value, "must be true or false")),
-    }
-}
-
-fn parse_strategy(variable: &'static str, value: &str) -> Result<LockingStrategy, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "null" | "" => Ok(LockingStrategy::Null),
-        // The seed spells it "pessemistic"; PHP configurations in the wild do too.
-        "pessimistic" | "pessemistic" => Ok(LockingStrategy::Pessimistic),
-        _ => Err(bad(variable, value, "must be null or pessimistic")),
-    }
-}
-
-fn parse_same_site(variable: &'static str, value: &str) -> Result<SameSite, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "strict" => Ok(SameSite::Strict),
-        "lax" => Ok(SameSite::Lax),
-        "none" => Ok(SameSite::None),
-        _ => Err(bad(variable, value, "must be Strict, Lax or None")),
-    }
-}
-
-/// Builds a [`Config`] for library users; `build` applies the same checks as
-/// the environment does.
-#[derive(Debug, Clone)]
-pub struct ConfigBuilder {
-    config: Config,
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(pub fn $name(mut self, value: impl Into<$ty>) -> Self {
-            self.config.$name = value.into();
-            self
-        })*
-    };
-}
-
-impl ConfigBuilder {
-    setters! {
-        table_name: String,
-        hash_key: String,
-        session_lifetime: Duration,
-        consistent_read: bool,
-        locking_strategy: LockingStrategy,
-        automatic_gc: bool,
-        gc_batch_size: usize,
-        gc_operation_delay: Duration,
-        max_lock_wait_time: Duration,
-        min_lock_retry: Duration,
-        max_lock_retry: Duration,
-        session_name: String,
-        data_attribute: String,
-        session_lifetime_attribute: String,
-        lock_lease: Duration,
-        touch_interval: Duration,
-        cookie: CookieConfig,
-        max_data_size: usize,
-    }
-
-    pub fn build(self) -> Result<Config, ConfigError> {
-        self.config.validate()?;
-        Ok(self.config)
+        format!("{}_{}", self.session_name, id).trim_matches('_').to_string()
     }
 }
 
@@ -488,7 +260,9 @@ mod tests {
         assert_eq!(c.session_name, "PHPSESSID");
         assert_eq!(c.data_attribute, "data");
         assert_eq!(c.session_lifetime_attribute, "expires");
-        assert_eq!(c.cookie.lifetime, Duration::ZERO);
+        assert_eq!(c.data_attribute_type, DataAttributeType::String);
+        assert_eq!(c.data_format, DataFormat::Json);
+        assert_eq!(c.touch_interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -502,47 +276,50 @@ mod tests {
             ("AUTOMATIC_GC", "true"),
             ("GC_BATCH_SIZE", "10"),
             ("GC_OPERATION_DELAY", "0.5"),
+            ("GC_CAPACITY_SHARE", "0.5"),
+            ("GC_ON_DEMAND_RATE", "100"),
             ("MAX_LOCK_WAIT_TIME", "3"),
             ("MIN_LOCK_RETRY_MICROTIME", "1000"),
             ("MAX_LOCK_RETRY_MICROTIME", "2000"),
             ("SESSION_NAME", ""),
             ("DATA_ATTRIBUTE", "payload"),
             ("SESSION_LIFETIME_ATTRIBUTE", "ttl"),
+            ("DATA_ATTRIBUTE_TYPE", "binary"),
+            ("DATA_FORMAT", "php_serialize"),
             ("LOCK_LEASE", "5"),
             ("TOUCH_INTERVAL", "0"),
-            ("COOKIE_LIFETIME", "3600"),
-            ("COOKIE_PATH", "/app"),
-            ("COOKIE_DOMAIN", "example.com"),
-            ("COOKIE_SECURE", "false"),
-            ("COOKIE_HTTP_ONLY", "false"),
-            ("COOKIE_SAME_SITE", "strict"),
             ("MAX_DATA_SIZE", "1000"),
+            ("DYNAMODB_OPERATION_TIMEOUT", "8"),
+            ("DYNAMODB_ATTEMPT_TIMEOUT", "2.5"),
         ])
         .unwrap();
-        assert_eq!(c.table_name, "my-sessions");
-        assert_eq!(c.hash_key, "pk");
-        assert_eq!(c.session_lifetime, Duration::from_secs(600));
-        assert!(!c.consistent_read);
-        assert_eq!(c.locking_strategy, LockingStrategy::Pessimistic);
-        assert!(c.automatic_gc);
-        assert_eq!(c.gc_batch_size, 10);
-        assert_eq!(c.gc_operation_delay, Duration::from_millis(500));
-        assert_eq!(c.max_lock_wait_time, Duration::from_secs(3));
-        assert_eq!(c.min_lock_retry, Duration::from_micros(1000));
-        assert_eq!(c.max_lock_retry, Duration::from_micros(2000));
-        assert_eq!(c.session_name, "");
-        assert_eq!(c.item_key("abc"), "abc");
-        assert_eq!(c.data_attribute, "payload");
-        assert_eq!(c.session_lifetime_attribute, "ttl");
-        assert_eq!(c.lock_lease, Duration::from_secs(5));
-        assert_eq!(c.touch_interval, Duration::ZERO);
-        assert_eq!(c.cookie.lifetime, Duration::from_secs(3600));
-        assert_eq!(c.cookie.path, "/app");
-        assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
-        assert!(!c.cookie.secure);
-        assert!(!c.cookie.http_only);
-        assert_eq!(c.cookie.same_site, SameSite::Strict);
-        assert_eq!(c.max_data_size, 1000);
+        let expected = Config {
+            table_name: "my-sessions".into(),
+            hash_key: "pk".into(),
+            session_lifetime: Duration::from_secs(600),
+            consistent_read: false,
+            locking_strategy: LockingStrategy::Pessimistic,
+            automatic_gc: true,
+            gc_batch_size: 10,
+            gc_operation_delay: Duration::from_millis(500),
+            gc_capacity_share: 0.5,
+            gc_on_demand_rate: 100.0,
+            max_lock_wait_time: Duration::from_secs(3),
+            min_lock_retry: Duration::from_micros(1000),
+            max_lock_retry: Duration::from_micros(2000),
+            session_name: "".into(),
+            data_attribute: "payload".into(),
+            session_lifetime_attribute: "ttl".into(),
+            data_attribute_type: DataAttributeType::Binary,
+            data_format: DataFormat::PhpSerialize,
+            lock_lease: Duration::from_secs(5),
+            touch_interval: Duration::ZERO,
+            max_data_size: 1000,
+            dynamodb_operation_timeout: Duration::from_secs(8),
+            dynamodb_attempt_timeout: Duration::from_millis(2500),
+        };
+        assert_eq!(c, expected);
+        assert_eq!(c.to_env().len(), Config::OPTIONS.len(), "every option was set above");
     }
 
     #[test]
@@ -558,6 +335,7 @@ mod tests {
             (&[("SESSION_LIFETIME", "-5")], "SESSION_LIFETIME", "-5"),
             (&[("SESSION_LIFETIME", "0")], "SESSION_LIFETIME", "0"),
             (&[("SESSION_LIFETIME", "ten")], "SESSION_LIFETIME", "ten"),
+            (&[("SESSION_LIFETIME", "99999999999999999")], "SESSION_LIFETIME", "99999999999999999"),
             (&[("CONSISTENT_READ", "maybe")], "CONSISTENT_READ", "maybe"),
             (&[("LOCKING_STRATEGY", "optimistic")], "LOCKING_STRATEGY", "optimistic"),
             (&[("AUTOMATIC_GC", "2")], "AUTOMATIC_GC", "2"),
@@ -565,23 +343,31 @@ mod tests {
             (&[("GC_BATCH_SIZE", "26")], "GC_BATCH_SIZE", "26"),
             (&[("GC_OPERATION_DELAY", "-1")], "GC_OPERATION_DELAY", "-1"),
             (&[("GC_OPERATION_DELAY", "soon")], "GC_OPERATION_DELAY", "soon"),
+            (&[("GC_OPERATION_DELAY", "1e300")], "GC_OPERATION_DELAY", "1e300"),
+            (&[("GC_CAPACITY_SHARE", "0")], "GC_CAPACITY_SHARE", "0"),
+            (&[("GC_CAPACITY_SHARE", "1.5")], "GC_CAPACITY_SHARE", "1.5"),
+            (&[("GC_ON_DEMAND_RATE", "0.5")], "GC_ON_DEMAND_RATE", "0.5"),
             (&[("MAX_LOCK_WAIT_TIME", "-1")], "MAX_LOCK_WAIT_TIME", "-1"),
+            (&[("MAX_LOCK_WAIT_TIME", "1e20")], "MAX_LOCK_WAIT_TIME", "1e20"),
             (&[("MIN_LOCK_RETRY_MICROTIME", "x")], "MIN_LOCK_RETRY_MICROTIME", "x"),
-            (&[("MAX_LOCK_RETRY_MICROTIME", "0"), ("MIN_LOCK_RETRY_MICROTIME", "0")], "MAX_LOCK_RETRY_MICROTIME", "0"),
-            (&[("MIN_LOCK_RETRY_MICROTIME", "60000")], "MIN_LOCK_RETRY_MICROTIME", "60000"),
+            (&[("MIN_LOCK_RETRY_MICROTIME", "0")], "MIN_LOCK_RETRY_MICROTIME", "0"),
+            (&[("MAX_LOCK_RETRY_MICROTIME", "0")], "MAX_LOCK_RETRY_MICROTIME", "0"),
+            (
+                &[("MIN_LOCK_RETRY_MICROTIME", "60000"), ("MAX_LOCK_RETRY_MICROTIME", "50000")],
+                "MIN_LOCK_RETRY_MICROTIME",
+                "60000",
+            ),
             (&[("SESSION_NAME", "my session")], "SESSION_NAME", "my session"),
             (&[("SESSION_NAME", "123")], "SESSION_NAME", "123"),
+            (&[("DATA_ATTRIBUTE_TYPE", "blob")], "DATA_ATTRIBUTE_TYPE", "blob"),
+            (&[("DATA_FORMAT", "xml")], "DATA_FORMAT", "xml"),
             (&[("LOCK_LEASE", "0")], "LOCK_LEASE", "0"),
+            (&[("LOCK_LEASE", "1e12")], "LOCK_LEASE", "1e12"),
             (&[("TOUCH_INTERVAL", "1440")], "TOUCH_INTERVAL", "1440"),
-            (&[("COOKIE_LIFETIME", "-1")], "COOKIE_LIFETIME", "-1"),
-            (&[("COOKIE_PATH", "app")], "COOKIE_PATH", "app"),
-            (&[("COOKIE_DOMAIN", "a;b")], "COOKIE_DOMAIN", "a;b"),
-            (&[("COOKIE_SECURE", "sometimes")], "COOKIE_SECURE", "sometimes"),
-            (&[("COOKIE_HTTP_ONLY", "")], "COOKIE_HTTP_ONLY", ""),
-            (&[("COOKIE_SAME_SITE", "Loose")], "COOKIE_SAME_SITE", "Loose"),
-            (&[("COOKIE_SAME_SITE", "None"), ("COOKIE_SECURE", "false")], "COOKIE_SAME_SITE", "None"),
             (&[("MAX_DATA_SIZE", "0")], "MAX_DATA_SIZE", "0"),
             (&[("MAX_DATA_SIZE", "400001")], "MAX_DATA_SIZE", "400001"),
+            (&[("DYNAMODB_OPERATION_TIMEOUT", "0")], "DYNAMODB_OPERATION_TIMEOUT", "0"),
+            (&[("DYNAMODB_ATTEMPT_TIMEOUT", "5")], "DYNAMODB_ATTEMPT_TIMEOUT", "5"),
         ];
         for (env, variable, value) in cases {
             let err = from(env).expect_err(&format!("{env:?} should be refused"));
@@ -593,51 +379,79 @@ mod tests {
     }
 
     #[test]
-    fn to_env_round_trips_and_follows_env_vars() {
-        let custom = from(&[
-            ("GC_OPERATION_DELAY", "0.25"),
-            ("LOCKING_STRATEGY", "pessimistic"),
-            ("COOKIE_DOMAIN", "example.com"),
+    fn a_default_follows_the_options_it_derives_from() {
+        // A short lifetime alone: the touch interval follows it.
+        let short = from(&[("SESSION_LIFETIME", "2")]).unwrap();
+        assert_eq!(short.touch_interval, Duration::from_secs(1));
+        assert_eq!(from(&[("SESSION_LIFETIME", "1")]).unwrap().touch_interval, Duration::ZERO);
+        // One retry bound alone: the other follows it.
+        let slow = from(&[("MIN_LOCK_RETRY_MICROTIME", "60000")]).unwrap();
+        assert_eq!(slow.max_lock_retry, Duration::from_micros(60_000));
+        let fast = from(&[("MAX_LOCK_RETRY_MICROTIME", "5000")]).unwrap();
+        assert_eq!(fast.min_lock_retry, Duration::from_micros(5000));
+        // A short operation timeout alone: the attempt timeout follows it.
+        let quick = from(&[("DYNAMODB_OPERATION_TIMEOUT", "0.5")]).unwrap();
+        assert_eq!(quick.dynamodb_attempt_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_largest_values_are_safe_to_compute_with() {
+        let c = from(&[
+            ("SESSION_LIFETIME", &(10 * 365 * 24 * 3600).to_string()),
+            ("LOCK_LEASE", "900"),
+            ("MAX_LOCK_WAIT_TIME", "900"),
+            ("MAX_LOCK_RETRY_MICROTIME", "10000000"),
         ])
         .unwrap();
+        let now_ms = i64::MAX / 4;
+        assert!(now_ms.checked_add(c.session_lifetime.as_millis() as i64).is_some());
+        assert!(std::time::Instant::now().checked_add(c.max_lock_wait_time).is_some());
+    }
+
+    #[test]
+    fn to_env_round_trips() {
+        let custom =
+            from(&[("GC_OPERATION_DELAY", "0.25"), ("LOCKING_STRATEGY", "pessimistic"), ("DATA_FORMAT", "php")])
+                .unwrap();
         for config in [Config::default(), custom] {
             let env: HashMap<String, String> = config.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Config::from_lookup(|name| env.get(name).cloned()).unwrap(), config);
             let names: Vec<&str> = config.to_env().iter().map(|(k, _)| *k).collect();
-            assert_eq!(names, ENV_VARS);
+            let declared: Vec<&str> = Config::OPTIONS.iter().map(|o| o.variable).collect();
+            assert_eq!(names, declared);
         }
     }
 
     #[test]
     fn builder_applies_the_same_checks() {
         let err = Config::builder().gc_batch_size(26usize).build().unwrap_err();
-        assert_eq!(err.variable, "GC_BATCH_SIZE");
-        let c = Config::builder()
-            .table_name("t1")
-            .locking_strategy(LockingStrategy::Pessimistic)
-            .session_lifetime(Duration::from_secs(60))
-            .touch_interval(Duration::ZERO)
-            .build();
-        assert_eq!(c.unwrap_err().variable, "TABLE_NAME", "t1 is shorter than 3 characters");
+        assert_eq!((err.variable, err.value.as_str()), ("GC_BATCH_SIZE", "26"));
+        let err = Config::builder().table_name("t1").build().unwrap_err();
+        assert_eq!(err.variable, "TABLE_NAME", "t1 is shorter than 3 characters");
     }
 
     #[test]
-    fn env_var_list_covers_every_option_once() {
-        let mut names = ENV_VARS.to_vec();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), ENV_VARS.len());
-        // Setting each listed variable to a bad value must be noticed, so none is ignored.
-        for name in ENV_VARS {
-            let bad_value = match *name {
+    fn item_keys_are_built_as_the_php_sdk_builds_them() {
+        let php = Config::default();
+        assert_eq!(php.item_key("abc"), "PHPSESSID_abc");
+        let bare = Config::builder().session_name("").build().unwrap();
+        assert_eq!(bare.item_key("abc"), "abc");
+        let underscored = Config::builder().session_name("_app_").build().unwrap();
+        assert_eq!(underscored.item_key("abc"), "app__abc");
+    }
+
+    #[test]
+    fn every_declared_variable_is_read() {
+        // Setting each variable to a bad value must be noticed, so none is ignored.
+        for option in Config::OPTIONS {
+            let bad_value = match option.variable {
                 "SESSION_NAME" | "TABLE_NAME" => "bad name!",
                 "HASH_KEY" | "DATA_ATTRIBUTE" | "SESSION_LIFETIME_ATTRIBUTE" => "",
-                "COOKIE_PATH" => "relative",
-                "COOKIE_DOMAIN" => "a;b",
                 _ => "not-a-value",
             };
-            let err = from(&[(name, bad_value)]).expect_err(name);
-            assert_eq!(err.variable, *name);
+            let err = from(&[(option.variable, bad_value)]).expect_err(option.variable);
+            assert_eq!(err.variable, option.variable);
+            assert!(!option.doc.trim().is_empty(), "{} has a doc comment", option.variable);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A local DynamoDB for development and tests: dynoxide, an embeddable
 //! DynamoDB emulator, served over HTTP on loopback, and a client for it.
-//! Behind the `emulator` feature, so Lambda builds do not carry it.
+//! Behind the `emulator` feature, so Lambda builds do not carry it; with
+//! [`fixtures`] for the tests of every crate.
 
 use std::net::SocketAddr;
 
@@ -62,4 +63,119 @@ pub fn shared_endpoint() -> &'static str {
         Ok(url) if !url.trim().is_empty() => url,
         _ => start_in_background(),
     })
+}
+
+/// Test fixtures on a real server: a fresh table per test, and items written
+/// as the PHP handler writes them, for this crate's tests and the others'.
+pub mod fixtures {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_sdk_dynamodb::Client;
+
+    use crate::config::{Config, ConfigBuilder};
+    use crate::table::TableCapacity;
+    use crate::SessionStore;
+
+    /// A unique table name, so tests can share one server.
+    pub fn table_name(prefix: &str) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A store on a fresh 5/5 table of the shared test endpoint.
+    pub async fn store(builder: ConfigBuilder) -> SessionStore {
+        store_on(super::client(super::shared_endpoint()), builder).await
+    }
+
+    /// A store on a fresh 5/5 table reached through `client`.
+    pub async fn store_on(client: Client, builder: ConfigBuilder) -> SessionStore {
+        let config = builder.table_name(table_name("t")).build().expect("a valid test config");
+        let store = SessionStore::new(client, config);
+        store.create_table(TableCapacity::Provisioned { read: 5, write: 5 }).await.expect("the test table");
+        store
+    }
+
+    /// Test configs wait briefly for locks so failures are quick.
+    pub fn fast_locks() -> ConfigBuilder {
+        Config::builder()
+            .max_lock_wait_time(Duration::from_secs(20))
+            .min_lock_retry(Duration::from_millis(1))
+            .max_lock_retry(Duration::from_millis(5))
+    }
+
+    /// Epoch seconds now.
+    pub fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64
+    }
+
+    /// Writes an item as the PHP handler would: key, data (S), expires and,
+    /// when locked, `lock` = 1.
+    pub async fn put_php_item(store: &SessionStore, sid: &str, data: &str, expires: i64, locked: bool) {
+        let config = store.config();
+        let mut item: HashMap<String, AttributeValue> = [
+            (config.hash_key.clone(), AttributeValue::S(config.item_key(sid))),
+            (config.session_lifetime_attribute.clone(), AttributeValue::N(expires.to_string())),
+        ]
+        .into();
+        if !data.is_empty() {
+            item.insert(config.data_attribute.clone(), AttributeValue::S(data.into()));
+        }
+        if locked {
+            item.insert("lock".into(), AttributeValue::N("1".into()));
+        }
+        put_raw(store, item).await;
+    }
+
+    /// Writes `item` as it is.
+    pub async fn put_raw(store: &SessionStore, item: HashMap<String, AttributeValue>) {
+        let config = store.config();
+        store.client().put_item().table_name(&config.table_name).set_item(Some(item)).send().await.expect("put");
+    }
+
+    /// The stored item of session `sid`, read consistently.
+    pub async fn raw_item(store: &SessionStore, sid: &str) -> Option<HashMap<String, AttributeValue>> {
+        let config = store.config();
+        store
+            .client()
+            .get_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, AttributeValue::S(config.item_key(sid)))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get")
+            .item
+    }
+
+    /// Items in the table (sessions and the GC checkpoint alike).
+    pub async fn count_items(store: &SessionStore) -> usize {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let out = store
+                .client()
+                .scan()
+                .table_name(&store.config().table_name)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            total += out.count as usize;
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return total,
+            }
+        }
+    }
+
+    /// A JSON object literal as session data.
+    pub fn data(value: serde_json::Value) -> crate::Data {
+        match value {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
 }

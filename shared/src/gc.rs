@@ -1,388 +1,667 @@
-//! Garbage collection: Scan the whole table page by page and delete expired
-//! sessions, each with a condition that re-checks expiry and lock at delete
-//! time. A session refreshed after the scan saw it, or locked since, stays.
+//! Garbage collection, a concern of the store: Scan the table page by page
+//! and delete expired sessions, each delete conditional on the session
+//! still being expired and unlocked at delete time, so a session refreshed
+//! or locked after the scan stays.
 //!
-//! BatchWriteItem cannot carry conditions, so a "batch" here is up to
-//! `gc_batch_size` conditional DeleteItems sent together; a delete costs the
-//! same write unit either way. `gc_operation_delay` pauses between pages and
-//! batches, to keep a sweep within provisioned throughput.
+//! A sweep never starves the API: it runs within a capacity budget (a share
+//! of the table's provisioned read and write units, read once with
+//! DescribeTable; a configured rate on on-demand tables) and paces its Scan
+//! pages (small `Limit`s) and deletes by the capacity DynamoDB reports them
+//! consuming. Memory stays flat: one page at a time.
+//!
+//! BatchWriteItem cannot carry conditions, so a "batch" is up to
+//! `gc_batch_size` conditional DeleteItems sent together (never more than the
+//! write budget allows per second); a delete costs the same write unit
+//! either way. Throttling and transient errors are retried by the SDK; when
+//! it gives up, the sweep backs off and continues until its deadline.
 
-use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
-use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    BillingMode, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+use rand::Rng;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::error::SessionError;
-use crate::item::*;
-
-/// Where a sweep starts, when it stops, and how it pages.
-#[derive(Debug, Clone, Default)]
-pub struct GcOptions {
-    /// Resume after this hash key value (a report's `resume_after`).
-    pub start_after: Option<String>,
-    /// Stop cleanly before this instant; None = run to the end.
-    pub deadline: Option<Instant>,
-    /// Items per Scan page (DynamoDB's 1 MB page when None).
-    pub page_size: Option<i32>,
-    /// Sweep one segment of a parallel scan: (segment, total_segments).
-    pub segment: Option<(i32, i32)>,
-}
-
-/// What a sweep did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GcReport {
-    /// Items the scans read.
-    pub scanned: u64,
-    /// Expired sessions deleted.
-    pub deleted: u64,
-    /// Expired sessions left: under a live lock, or refreshed before the delete.
-    pub skipped: u64,
-    /// Capacity units DynamoDB reported (scans and deletes).
-    pub consumed_capacity: f64,
-    pub duration_ms: u64,
-    /// The whole table (or segment) was swept.
-    pub finished: bool,
-    /// When not finished: the key to pass as `start_after` next time
-    /// (None = from the start).
-    pub resume_after: Option<String>,
-}
-
-impl GcReport {
-    /// Logs the report as one structured line.
-    pub fn log(&self, message: &str) {
-        tracing::info!(
-            scanned = self.scanned,
-            deleted = self.deleted,
-            skipped = self.skipped,
-            consumed_capacity = self.consumed_capacity,
-            duration_ms = self.duration_ms,
-            finished = self.finished,
-            "{message}"
-        );
-    }
-}
-
-/// One page of a scan: the expired sessions not under a live lock, and the
-/// key to continue after (None at the end).
-#[derive(Debug, Clone, Default)]
-pub struct ScanPage {
-    pub expired: Vec<String>,
-    pub next: Option<String>,
-}
-
-/// Sweeps the table (see the module doc). Persistent throttling stops it
-/// early with `finished: false`; any other DynamoDB failure is an error.
-pub async fn garbage_collect(client: &Client, config: &Config, options: GcOptions) -> Result<GcReport, SessionError> {
-    let started = Instant::now();
-    let mut sweeper = Sweeper::new(client, config, options.deadline);
-    let mut position = options.start_after.clone();
-    let finished = loop {
-        if sweeper.out_of_time() {
-            break false;
-        }
-        let page = match sweeper.scan_page(position.as_deref(), options.page_size, options.segment).await {
-            Ok(page) => page,
-            Err(e) if e.is_throttled() => break false,
-            Err(e) => return Err(e),
-        };
-        match sweeper.delete_expired(&page.expired).await {
-            // Stopped inside a page: the next run scans this page again, and
-            // its conditional deletes make that harmless.
-            Ok(false) => break false,
-            Ok(true) => {}
-            Err(e) if e.is_throttled() => break false,
-            Err(e) => return Err(e),
-        }
-        match page.next {
-            None => break true,
-            Some(next) => position = Some(next),
-        }
-        sweeper.pause().await;
-    };
-    let mut report = sweeper.report;
-    report.finished = finished;
-    report.resume_after = if finished { None } else { position };
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
-}
-
-/// The two steps of a sweep, public so each can be driven on its own.
-pub struct Sweeper<'a> {
-    client: &'a Client,
-    config: &'a Config,
-    deadline: Option<Instant>,
-    pub report: GcReport,
-}
-
-const MAX_THROTTLE_RETRIES: u32 = 6;
-
-impl<'a> Sweeper<'a> {
-    pub fn new(client: &'a Client, config: &'a Config, deadline: Option<Instant>) -> Sweeper<'a> {
-        Sweeper { client, config, deadline, report: GcReport::default() }
-    }
-
-    fn out_of_time(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    async fn pause(&self) {
-        if !self.config.gc_operation_delay.is_zero() {
-            tokio::time::sleep(self.config.gc_operation_delay).await;
-        }
-    }
-
-    fn count_capacity(&mut self, consumed: Option<&ConsumedCapacity>) {
-        self.report.consumed_capacity += consumed.and_then(|c| c.capacity_units).unwrap_or(0.0);
-    }
-
-    /// Reads one page, keeping only the keys of expired sessions whose lock
-    /// (if any) is dead; the live-locked ones count as skipped.
-    pub async fn scan_page(
-        &mut self,
-        start_after: Option<&str>,
-        page_size: Option<i32>,
-        segment: Option<(i32, i32)>,
-    ) -> Result<ScanPage, SessionError> {
-        let filter = format!("{P_EXP} < :now");
-        let projection = format!("{P_KEY}, {P_EXP}, {P_LOCK}, {P_LEASE}");
-        let mut attempt = 0;
-        let out = loop {
-            let mut request = self
-                .client
-                .scan()
-                .table_name(&self.config.table_name)
-                .set_expression_attribute_names(Some(names_for(self.config, &[&filter, &projection])))
-                .expression_attribute_values(":now", n(now_secs()))
-                .filter_expression(&filter)
-                .projection_expression(&projection)
-                .set_limit(page_size)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            if let Some(key) = start_after {
-                request = request.exclusive_start_key(&self.config.hash_key, s(key));
-            }
-            if let Some((segment, total)) = segment {
-                request = request.segment(segment).total_segments(total);
-            }
-            match request.send().await.map_err(|e| SessionError::dynamo("Scan", e)) {
-                Ok(out) => break out,
-                Err(e) if e.is_throttled() && attempt < MAX_THROTTLE_RETRIES && !self.out_of_time() => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        self.report.scanned += out.scanned_count as u64;
-        self.count_capacity(out.consumed_capacity.as_ref());
-        let now_ms = now_millis();
-        let mut expired = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            let Some(key) = item.get(&self.config.hash_key).and_then(|v| v.as_s().ok()) else { continue };
-            if Record::decode(self.config, &item).lock_is_live(now_ms) {
-                self.report.skipped += 1;
-            } else {
-                expired.push(key.clone());
-            }
-        }
-        let next =
-            out.last_evaluated_key.and_then(|k| k.get(&self.config.hash_key).and_then(|v| v.as_s().ok()).cloned());
-        Ok(ScanPage { expired, next })
-    }
-
-    /// Deletes `keys` in batches of `gc_batch_size`, each delete conditional
-    /// on the session still being expired and not live-locked. Returns false
-    /// when the deadline stopped it before the end.
-    pub async fn delete_expired(&mut self, keys: &[String]) -> Result<bool, SessionError> {
-        for (i, batch) in keys.chunks(self.config.gc_batch_size).enumerate() {
-            if self.out_of_time() {
-                return Ok(false);
-            }
-            if i > 0 {
-                self.pause().await;
-            }
-            let results = futures_util::future::join_all(batch.iter().map(|key| self.delete_one(key))).await;
-            for result in results {
-                match result? {
-                    Deleted::Yes(consumed) => {
-                        self.report.deleted += 1;
-                        self.count_capacity(consumed.as_deref());
-                    }
-                    Deleted::NoLongerExpired => self.report.skipped += 1,
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    async fn delete_one(&self, key: &str) -> Result<Deleted, SessionError> {
-        let condition = format!(
-            "{P_EXP} < :now AND (attribute_not_exists({P_LOCK}) OR attribute_not_exists({P_LEASE}) OR {P_LEASE} < :now_ms)"
-        );
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.config.table_name)
-                .key(&self.config.hash_key, s(key))
-                .set_expression_attribute_names(Some(names_for(self.config, &[&condition])))
-                .expression_attribute_values(":now", n(now_secs()))
-                .expression_attribute_values(":now_ms", n(now_millis()))
-                .condition_expression(&condition)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match result {
-                Ok(out) => return Ok(Deleted::Yes(out.consumed_capacity.map(Box::new))),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                    return Ok(Deleted::NoLongerExpired)
-                }
-                Err(e) => match SessionError::dynamo("DeleteItem", e) {
-                    err if err.is_throttled() && attempt < MAX_THROTTLE_RETRIES && !self.out_of_time() => {
-                        attempt += 1;
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    err => return Err(err),
-                },
-            }
-        }
-    }
-}
-
-enum Deleted {
-    Yes(Option<Box<ConsumedCapacity>>),
-    NoLongerExpired,
-}
-
-/// Exponential backoff with full jitter: up to 50 ms, 100 ms, ... 3.2 s.
-fn backoff(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(50) * 2u32.pow(attempt.min(6));
-    Duration::from_micros(rand::Rng::random_range(&mut rand::rng(), 0..=cap.as_micros() as u64))
-}
+use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithExpressions, WithUpdate};
+use crate::item::{conditions, Now, Record, LOCK, P_EXP, P_KEY};
+use crate::locking::{lock_free, lock_is_live};
+use crate::store::SessionStore;
 
 /// With `automatic_gc`, one session request in this many runs a sweep step
 /// (PHP's default `session.gc_probability / session.gc_divisor` = 1/100).
 pub const AUTOMATIC_GC_DIVISOR: u32 = 100;
 /// A step sweeps one random segment of a parallel scan of this many...
 pub const AUTOMATIC_GC_SEGMENTS: i32 = 16;
-/// ...for at most this long, so the request that runs it stays fast.
+/// ...for at most this long.
 pub const AUTOMATIC_GC_BUDGET: Duration = Duration::from_millis(200);
-
-/// PHP's automatic GC, bounded: by chance (1 in [`AUTOMATIC_GC_DIVISOR`]) a
-/// short sweep of one random scan segment. None when it did not run. A
-/// large table is only partly swept this way: the scheduled sweep is the
-/// one that finishes it.
-pub async fn automatic_gc_step(client: &Client, config: &Config) -> Option<Result<GcReport, SessionError>> {
-    use rand::Rng;
-    let (roll, segment) = {
-        let mut rng = rand::rng();
-        (rng.random_range(0..AUTOMATIC_GC_DIVISOR), rng.random_range(0..AUTOMATIC_GC_SEGMENTS))
-    };
-    if !config.automatic_gc || roll != 0 {
-        return None;
-    }
-    let options = GcOptions {
-        deadline: Some(Instant::now() + AUTOMATIC_GC_BUDGET),
-        segment: Some((segment, AUTOMATIC_GC_SEGMENTS)),
-        page_size: Some(100),
-        ..Default::default()
-    };
-    Some(garbage_collect(client, config, options).await)
-}
 
 /// Key of the item that keeps the scheduled sweep's position between runs,
 /// in the sessions table itself ('#' never appears in a session key). It has
 /// no expiry attribute, so neither a sweep nor TTL removes it.
 pub const CHECKPOINT_KEY: &str = "#gc-checkpoint";
 
+/// The longest pause after a failure the SDK could not retry away.
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(30);
+/// Scan page sizes the pacing chooses between.
+const PAGE_LIMITS: (i32, i32) = (10, 1000);
+
+/// Capacity units per second a sweep may consume.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CapacityBudget {
+    /// Read units per second (Scan).
+    pub read_units_per_second: f64,
+    /// Write units per second (deletes).
+    pub write_units_per_second: f64,
+}
+
+/// Where a sweep resumes: the last key of the last page it finished. Its
+/// `Debug` hides the key (a session key holds a session id).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResumeKey(String);
+
+impl fmt::Debug for ResumeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResumeKey(…)")
+    }
+}
+
+/// Where a sweep starts, when it stops, and what it may spend.
+#[derive(Debug, Clone, Default)]
+pub struct SweepOptions {
+    /// Resume after this key (a report's [`GcReport::resume_key`]).
+    pub start_after: Option<ResumeKey>,
+    /// Stop cleanly before this instant; None = run to the end.
+    pub deadline: Option<Instant>,
+    /// Sweep one segment of a parallel scan: (segment, total_segments).
+    pub segment: Option<(i32, i32)>,
+    /// The capacity budget; None = the table's (see [`SessionStore::gc_budget`]).
+    pub budget: Option<CapacityBudget>,
+    /// First Scan page size; None = chosen from the budget.
+    pub page_size: Option<i32>,
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// The whole table (or segment) was swept.
+    Finished,
+    /// The deadline came first; resume from [`GcReport::resume_key`].
+    Deadline,
+    /// A failure that is not transient (a bug, a missing permission).
+    Failed,
+}
+
+/// What a sweep did. Exact: each expired session the scans found is counted
+/// once, under what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GcReport {
+    /// Items the scans read.
+    pub scanned: u64,
+    /// Expired sessions deleted.
+    pub deleted: u64,
+    /// Expired sessions left: locked, or refreshed before the delete.
+    pub skipped: u64,
+    /// Expired sessions already gone at delete time (TTL, another sweep).
+    pub gone: u64,
+    /// Read units DynamoDB reported (Scan).
+    pub read_units: f64,
+    /// Write units DynamoDB reported (deletes).
+    pub write_units: f64,
+    /// The budget the sweep kept to.
+    pub budget: CapacityBudget,
+    /// Failures the SDK could not retry away, each followed by a pause.
+    pub transient_failures: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Why it stopped.
+    pub stopped: Stop,
+    #[serde(skip)]
+    resume_key: Option<ResumeKey>,
+}
+
+impl GcReport {
+    fn new(budget: CapacityBudget) -> GcReport {
+        GcReport {
+            scanned: 0,
+            deleted: 0,
+            skipped: 0,
+            gone: 0,
+            read_units: 0.0,
+            write_units: 0.0,
+            budget,
+            transient_failures: 0,
+            duration_ms: 0,
+            stopped: Stop::Finished,
+            resume_key: None,
+        }
+    }
+
+    /// The whole table (or segment) was swept.
+    pub fn finished(&self) -> bool {
+        self.stopped == Stop::Finished
+    }
+
+    /// Where to resume when not finished (None = from the start).
+    pub fn resume_key(&self) -> Option<&ResumeKey> {
+        self.resume_key.as_ref()
+    }
+
+    /// Logs the report as one structured line (no keys in it).
+    pub fn log(&self, message: &str) {
+        tracing::info!(
+            scanned = self.scanned,
+            deleted = self.deleted,
+            skipped = self.skipped,
+            gone = self.gone,
+            read_units = self.read_units,
+            write_units = self.write_units,
+            transient_failures = self.transient_failures,
+            duration_ms = self.duration_ms,
+            stopped = ?self.stopped,
+            "{message}"
+        );
+    }
+}
+
 /// What a scheduled run did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ScheduledSweep {
+    /// This run held the checkpoint and swept.
     Swept(GcReport),
     /// Another sweep holds the checkpoint: this run did nothing.
     AnotherSweepRunning,
 }
 
-/// One scheduled run: claims the checkpoint (a lease that ends at the
-/// options' deadline, so a crashed run never blocks the next), sweeps from
-/// the saved position (the options' `start_after` is ignored) until the
-/// table ends or the deadline, and saves where it stopped.
-pub async fn scheduled_sweep(
-    client: &Client,
-    config: &Config,
-    options: GcOptions,
-    run_id: &str,
-) -> Result<ScheduledSweep, SessionError> {
-    // Without a deadline, claim for Lambda's longest run.
-    let lease = options.deadline.map_or(Duration::from_secs(900), |d| d.saturating_duration_since(Instant::now()));
-    let lease_ms = now_millis() + lease.as_millis() as i64;
-    let claim = client
-        .update_item()
-        .table_name(&config.table_name)
-        .key(&config.hash_key, s(CHECKPOINT_KEY))
-        .update_expression("SET #owner = :run, #lease = :lease")
-        .condition_expression("attribute_not_exists(#lease) OR #lease < :now_ms")
-        .expression_attribute_names("#owner", "owner")
-        .expression_attribute_names("#lease", "lease_until_ms")
-        .expression_attribute_values(":run", s(run_id))
-        .expression_attribute_values(":lease", n(lease_ms))
-        .expression_attribute_values(":now_ms", n(now_millis()))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-        .send()
-        .await;
-    let checkpoint = match claim {
-        Ok(out) => out.attributes.unwrap_or_default(),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-            return Ok(ScheduledSweep::AnotherSweepRunning)
-        }
-        Err(e) => return Err(SessionError::dynamo("UpdateItem", e)),
-    };
-    let start_after = checkpoint.get("position").and_then(|v| v.as_s().ok()).cloned();
-    let report = garbage_collect(client, config, GcOptions { start_after, ..options }).await?;
+/// Keeps an average rate of capacity units per second: each request's
+/// reported consumption pushes the next request's start later.
+struct Pacer {
+    units_per_second: f64,
+    ready_at: Instant,
+}
 
-    // Save the position and release the claim (only if it is still ours).
-    let mut sets = Vec::new();
-    let mut removes = vec!["#owner", "#lease"];
-    let mut names: HashMap<String, String> =
-        [("#owner", "owner"), ("#lease", "lease_until_ms")].map(|(k, v)| (k.to_string(), v.to_string())).into();
-    let mut values: HashMap<String, AttributeValue> = [(":run".to_string(), s(run_id))].into();
-    match &report.resume_after {
-        Some(position) => {
-            sets.push("#position = :position");
-            values.insert(":position".into(), s(position));
-            names.insert("#position".into(), "position".into());
+impl Pacer {
+    fn new(units_per_second: f64) -> Pacer {
+        Pacer { units_per_second, ready_at: Instant::now() }
+    }
+
+    fn charge(&mut self, units: f64) {
+        let cost = Duration::from_secs_f64((units / self.units_per_second).min(3600.0));
+        self.ready_at = self.ready_at.max(Instant::now()) + cost;
+    }
+
+    /// Waits until the next request may go; false when the deadline comes first.
+    async fn wait(&self, deadline: Option<Instant>) -> bool {
+        if deadline.is_some_and(|d| self.ready_at >= d) {
+            return false;
         }
-        None if report.finished => {
-            removes.push("#position");
-            names.insert("#position".into(), "position".into());
+        tokio::time::sleep_until(self.ready_at.into()).await;
+        true
+    }
+}
+
+/// One sweep's progress.
+struct Sweep {
+    report: GcReport,
+    reads: Pacer,
+    writes: Pacer,
+    deadline: Option<Instant>,
+    failures_in_a_row: u32,
+}
+
+impl Sweep {
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// After a failure the SDK gave up on: a growing pause (never past the
+    /// deadline), or the error itself when it is not transient.
+    async fn back_off(&mut self, err: SessionError) -> Result<(), SessionError> {
+        if !err.is_transient() {
+            return Err(err);
         }
-        // Stopped inside the first page: the saved position still holds.
-        None => {}
+        self.report.transient_failures += 1;
+        self.failures_in_a_row += 1;
+        tracing::warn!(error = %err, failures_in_a_row = self.failures_in_a_row, "gc: backing off");
+        let pause = Duration::from_secs(1 << self.failures_in_a_row.min(5)).min(MAX_FAILURE_PAUSE);
+        let pause = match self.deadline {
+            Some(deadline) => pause.min(deadline.saturating_duration_since(Instant::now())),
+            None => pause,
+        };
+        tokio::time::sleep(pause).await;
+        Ok(())
     }
-    if report.finished {
-        sets.push("#finished = :finished");
-        names.insert("#finished".into(), "last_finished".into());
-        values.insert(":finished".into(), n(now_secs()));
+}
+
+fn units(consumed: Option<&ConsumedCapacity>) -> f64 {
+    consumed.and_then(|c| c.capacity_units).unwrap_or(0.0)
+}
+
+/// Outcome of one conditional delete.
+enum Deleted {
+    Yes(f64),
+    /// Refreshed or locked since the scan (the refusal still cost its units).
+    Kept(f64),
+    Gone(f64),
+}
+
+impl SessionStore {
+    /// The capacity a sweep may use, read once per store with DescribeTable:
+    /// `gc_capacity_share` of a provisioned table's units, or
+    /// `gc_on_demand_rate` on an on-demand table.
+    pub async fn gc_budget(&self) -> Result<CapacityBudget, SessionError> {
+        if let Some(budget) = self.cached_budget() {
+            return Ok(budget);
+        }
+        let config = self.config();
+        let table = self
+            .client()
+            .describe_table()
+            .table_name(&config.table_name)
+            .send()
+            .await
+            .map_err(|e| SessionError::dynamo("DescribeTable", e))?;
+        let table = table.table();
+        let on_demand =
+            table.and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode()) == Some(&BillingMode::PayPerRequest);
+        let provisioned = table.and_then(|t| t.provisioned_throughput());
+        let read = provisioned.and_then(|p| p.read_capacity_units()).unwrap_or(0) as f64;
+        let write = provisioned.and_then(|p| p.write_capacity_units()).unwrap_or(0) as f64;
+        let budget = if on_demand || read <= 0.0 || write <= 0.0 {
+            CapacityBudget {
+                read_units_per_second: config.gc_on_demand_rate,
+                write_units_per_second: config.gc_on_demand_rate,
+            }
+        } else {
+            // Even a 1-unit table gets something done: half a unit at least.
+            let share = |units: f64| (units * config.gc_capacity_share).max(0.5);
+            CapacityBudget { read_units_per_second: share(read), write_units_per_second: share(write) }
+        };
+        Ok(self.cache_budget(budget))
     }
-    let set_clause = if sets.is_empty() { String::new() } else { format!("SET {} ", sets.join(", ")) };
-    let saved = client
-        .update_item()
-        .table_name(&config.table_name)
-        .key(&config.hash_key, s(CHECKPOINT_KEY))
-        .update_expression(format!("{set_clause}REMOVE {}", removes.join(", ")))
-        .condition_expression("#owner = :run")
-        .set_expression_attribute_names(Some(names))
-        .set_expression_attribute_values(Some(values))
-        .send()
-        .await;
-    if let Err(e) = saved {
-        // The sweep itself is done; a lost checkpoint only means the next run
-        // starts over, which its conditional deletes make harmless.
-        tracing::warn!(error = %SessionError::dynamo("UpdateItem", e), "gc checkpoint not saved");
+
+    /// Sweeps the table (see the module doc) within its budget, from
+    /// `options.start_after` to the end or the deadline.
+    pub async fn delete_expired(&self, options: SweepOptions) -> Result<GcReport, SessionError> {
+        let mut sweep = self.start_sweep(&options).await?;
+        let outcome = self.run_sweep(&mut sweep, &options).await;
+        let report = sweep.report;
+        outcome.map(|()| report)
     }
-    Ok(ScheduledSweep::Swept(report))
+
+    async fn start_sweep(&self, options: &SweepOptions) -> Result<Sweep, SessionError> {
+        let budget = match options.budget {
+            Some(budget) => budget,
+            None => self.gc_budget().await?,
+        };
+        let mut report = GcReport::new(budget);
+        report.resume_key = options.start_after.clone();
+        Ok(Sweep {
+            report,
+            reads: Pacer::new(budget.read_units_per_second),
+            writes: Pacer::new(budget.write_units_per_second),
+            deadline: options.deadline,
+            failures_in_a_row: 0,
+        })
+    }
+
+    /// The sweep loop. On every exit `sweep.report` says where it got to.
+    async fn run_sweep(&self, sweep: &mut Sweep, options: &SweepOptions) -> Result<(), SessionError> {
+        let started = Instant::now();
+        let config = self.config();
+        // A page should cost about a second of the read budget.
+        let mut limit = options.page_size.unwrap_or(25);
+        let result = loop {
+            if sweep.out_of_time() || !sweep.reads.wait(sweep.deadline).await {
+                sweep.report.stopped = Stop::Deadline;
+                break Ok(());
+            }
+            let now = Now::sample();
+            let filter = conditions::expired(config, now);
+            let projection = Expr::new(format!("{P_KEY}, {P_EXP}, #lock"))
+                .name(P_KEY, &config.hash_key)
+                .name(P_EXP, &config.session_lifetime_attribute)
+                .name("#lock", LOCK);
+            let mut scan = self
+                .client()
+                .scan()
+                .table_name(&config.table_name)
+                .bindings(&filter)
+                .filter_expression(filter.text())
+                .bindings(&projection)
+                .projection_expression(projection.text())
+                .limit(limit)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            if let Some(ResumeKey(key)) = &sweep.report.resume_key {
+                scan = scan.exclusive_start_key(&config.hash_key, attr_s(key));
+            }
+            if let Some((segment, total)) = options.segment {
+                scan = scan.segment(segment).total_segments(total);
+            }
+            let page = match scan.send().await.map_err(|e| SessionError::dynamo("Scan", e)) {
+                Ok(page) => page,
+                Err(err) => match sweep.back_off(err).await {
+                    Ok(()) => continue,
+                    Err(err) => break Err(err),
+                },
+            };
+            sweep.failures_in_a_row = 0;
+            let read_units = units(page.consumed_capacity.as_ref());
+            sweep.reads.charge(read_units);
+            sweep.report.read_units += read_units;
+            let scanned = page.scanned_count.max(0) as u64;
+            limit = next_limit(limit, scanned, read_units, sweep.report.budget.read_units_per_second);
+
+            let mut expired = Vec::new();
+            let mut locked = 0;
+            for item in page.items.unwrap_or_default() {
+                let Some(key) = item.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned() else { continue };
+                if lock_is_live(&Record::decode(config, &item), now) {
+                    locked += 1;
+                } else {
+                    expired.push(key);
+                }
+            }
+            match self.delete_batches(sweep, &expired).await {
+                Ok(true) => {}
+                // Stopped inside the page: the position stays before it, and
+                // the next run's conditional deletes make the repeat harmless.
+                Ok(false) => {
+                    sweep.report.stopped = Stop::Deadline;
+                    break Ok(());
+                }
+                Err(err) => break Err(err),
+            }
+            sweep.report.scanned += scanned;
+            sweep.report.skipped += locked;
+            let next =
+                page.last_evaluated_key.and_then(|k| k.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned());
+            match next {
+                None => {
+                    sweep.report.resume_key = None;
+                    sweep.report.stopped = Stop::Finished;
+                    break Ok(());
+                }
+                Some(next) => sweep.report.resume_key = Some(ResumeKey(next)),
+            }
+        };
+        if result.is_err() {
+            sweep.report.stopped = Stop::Failed;
+        }
+        sweep.report.duration_ms = started.elapsed().as_millis() as u64;
+        result
+    }
+
+    /// Deletes `keys` in batches; false when the deadline stopped it.
+    async fn delete_batches(&self, sweep: &mut Sweep, keys: &[String]) -> Result<bool, SessionError> {
+        let config = self.config();
+        // Never more deletes at once than a second of the write budget.
+        let per_batch = config.gc_batch_size.min(sweep.report.budget.write_units_per_second.floor().max(1.0) as usize);
+        let mut pending = keys;
+        while !pending.is_empty() {
+            if sweep.out_of_time() || !sweep.writes.wait(sweep.deadline).await {
+                return Ok(false);
+            }
+            let (batch, rest) = pending.split_at(per_batch.min(pending.len()));
+            let results = futures_util::future::join_all(batch.iter().map(|key| self.delete_if_expired(key))).await;
+            let mut retry = Vec::new();
+            for (key, result) in batch.iter().zip(results) {
+                let units = match result {
+                    Ok(Deleted::Yes(units)) => {
+                        sweep.report.deleted += 1;
+                        units
+                    }
+                    Ok(Deleted::Kept(units)) => {
+                        sweep.report.skipped += 1;
+                        units
+                    }
+                    Ok(Deleted::Gone(units)) => {
+                        sweep.report.gone += 1;
+                        units
+                    }
+                    Err(err) => {
+                        sweep.back_off(err).await?;
+                        retry.push(key.clone());
+                        // A refused request still cost at least a unit.
+                        1.0
+                    }
+                };
+                sweep.writes.charge(units);
+                sweep.report.write_units += units;
+            }
+            if retry.is_empty() {
+                sweep.failures_in_a_row = 0;
+                pending = rest;
+            } else {
+                // Failed deletes go again before the rest of the page.
+                let remaining: Vec<String> = retry.into_iter().chain(rest.iter().cloned()).collect();
+                return Box::pin(self.delete_batches(sweep, &remaining)).await;
+            }
+            if !config.gc_operation_delay.is_zero() && !pending.is_empty() {
+                tokio::time::sleep(config.gc_operation_delay).await;
+            }
+        }
+        Ok(true)
+    }
+
+    /// One conditional delete: only if the session is still expired and
+    /// not under a live lock at delete time.
+    async fn delete_if_expired(&self, key: &str) -> Result<Deleted, SessionError> {
+        let config = self.config();
+        let now = Now::sample();
+        let expired = conditions::expired(config, now);
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, attr_s(key))
+            .condition(expired.and(lock_free(now)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Deleted::Yes(units(out.consumed_capacity.as_ref()))),
+            Err(err) => match err.as_service_error() {
+                // A refused conditional write still costs its write unit.
+                Some(se) if se.is_conditional_check_failed_exception() => match se {
+                    aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
+                        failed,
+                    ) if failed.item.is_none() => Ok(Deleted::Gone(1.0)),
+                    _ => Ok(Deleted::Kept(1.0)),
+                },
+                _ => Err(SessionError::dynamo("DeleteItem", err)),
+            },
+        }
+    }
+
+    /// PHP's automatic GC, bounded: by chance (1 in [`AUTOMATIC_GC_DIVISOR`])
+    /// a short sweep of one random scan segment. None when it did not run. A
+    /// large table is only partly swept this way: the scheduled sweep is the
+    /// one that finishes it.
+    pub async fn automatic_gc_step(&self) -> Option<Result<GcReport, SessionError>> {
+        let (roll, segment) = {
+            let mut rng = rand::rng();
+            (rng.random_range(0..AUTOMATIC_GC_DIVISOR), rng.random_range(0..AUTOMATIC_GC_SEGMENTS))
+        };
+        if !self.config().automatic_gc || roll != 0 {
+            return None;
+        }
+        let options = SweepOptions {
+            deadline: Some(Instant::now() + AUTOMATIC_GC_BUDGET),
+            segment: Some((segment, AUTOMATIC_GC_SEGMENTS)),
+            ..Default::default()
+        };
+        Some(self.delete_expired(options).await)
+    }
+
+    /// Sweeps every `period` forever (for a long-running server), each sweep
+    /// stopping before the next is due.
+    pub async fn continuously_delete_expired(&self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            let options = SweepOptions { deadline: Some(Instant::now() + period), ..Default::default() };
+            match self.delete_expired(options).await {
+                Ok(report) => report.log("gc sweep"),
+                Err(err) => tracing::warn!(error = %err, "gc sweep failed"),
+            }
+        }
+    }
+
+    /// One scheduled run: claims the checkpoint (a lease that ends at the
+    /// deadline, so a crashed run never blocks the next), sweeps from the
+    /// saved position until the table ends or the deadline, and, on every
+    /// way out (errors included), saves where it got to and releases the
+    /// claim before returning.
+    pub async fn scheduled_sweep(&self, deadline: Instant, run_id: &str) -> Result<ScheduledSweep, SessionError> {
+        // The SDK's timeouts fit inside the run.
+        let store = self.for_deadline(deadline);
+        let Some(start_after) = store.claim_checkpoint(deadline, run_id).await? else {
+            return Ok(ScheduledSweep::AnotherSweepRunning);
+        };
+        let options = SweepOptions { start_after, deadline: Some(deadline), ..Default::default() };
+        let (report, outcome) = match store.start_sweep(&options).await {
+            Ok(mut sweep) => {
+                let outcome = store.run_sweep(&mut sweep, &options).await;
+                (Some(sweep.report), outcome)
+            }
+            Err(err) => (None, Err(err)),
+        };
+        store.release_checkpoint(run_id, report.as_ref()).await;
+        outcome.map(|()| ScheduledSweep::Swept(report.expect("a sweep that ran has a report")))
+    }
+
+    /// This store with SDK timeouts that end by `deadline`.
+    fn for_deadline(&self, deadline: Instant) -> SessionStore {
+        let config = self.config();
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        let operation = config.dynamodb_operation_timeout.max(Duration::from_secs(10)).min(left);
+        let attempt = config.dynamodb_attempt_timeout.max(Duration::from_secs(2)).min(operation);
+        self.with_client(crate::client::reconfigured(self.client(), attempt, operation, 5))
+    }
+
+    /// Takes the checkpoint's claim; None when another run holds it, else
+    /// Some(the saved position).
+    async fn claim_checkpoint(
+        &self,
+        deadline: Instant,
+        run_id: &str,
+    ) -> Result<Option<Option<ResumeKey>>, SessionError> {
+        let config = self.config();
+        let now = Now::sample();
+        let lease_until = now.millis + deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
+        let claim = self
+            .client()
+            .update_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, attr_s(CHECKPOINT_KEY))
+            .update(
+                Expr::new("SET #owner = :run, #claim = :until")
+                    .name("#owner", "owner")
+                    .name("#claim", "lease_until_ms")
+                    .value(":run", attr_s(run_id))
+                    .value(":until", attr_n(lease_until)),
+            )
+            .condition(
+                Expr::new("attribute_not_exists(#claim) OR #claim < :now_ms")
+                    .name("#claim", "lease_until_ms")
+                    .value(":now_ms", attr_n(now.millis)),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match claim {
+            Ok(out) => {
+                let position = out.attributes.unwrap_or_default().get("position").and_then(|v| v.as_s().ok()).cloned();
+                Ok(Some(position.map(ResumeKey)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(SessionError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Saves the position (when the sweep moved) and releases the claim, if
+    /// it is still ours. A failure is logged: the claim then ends with its
+    /// lease, and the next run repeats some work, which conditional deletes
+    /// make harmless.
+    async fn release_checkpoint(&self, run_id: &str, report: Option<&GcReport>) {
+        let config = self.config();
+        let mut update = match report {
+            Some(report) if report.finished() => {
+                Expr::new("SET #finished = :finished REMOVE #owner, #claim, #position")
+                    .name("#finished", "last_finished")
+                    .name("#position", "position")
+                    .value(":finished", attr_n(Now::sample().secs))
+            }
+            Some(GcReport { resume_key: Some(ResumeKey(key)), .. }) => {
+                Expr::new("SET #position = :position REMOVE #owner, #claim")
+                    .name("#position", "position")
+                    .value(":position", attr_s(key))
+            }
+            // Nothing swept: the saved position still holds.
+            _ => Expr::new("REMOVE #owner, #claim"),
+        };
+        update = update.name("#owner", "owner").name("#claim", "lease_until_ms");
+        let released = self
+            .client()
+            .update_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, attr_s(CHECKPOINT_KEY))
+            .update(update)
+            .condition(Expr::new("#owner = :run").name("#owner", "owner").value(":run", attr_s(run_id)))
+            .send()
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %SessionError::dynamo("UpdateItem", e), "gc checkpoint not saved");
+        }
+    }
+}
+
+/// The next Scan `Limit`: about one second of the read budget per page.
+fn next_limit(limit: i32, scanned: u64, read_units: f64, read_budget: f64) -> i32 {
+    if scanned == 0 || read_units <= 0.0 {
+        return limit;
+    }
+    let units_per_item = read_units / scanned as f64;
+    let wanted = (read_budget / units_per_item).round();
+    (wanted as i32).clamp(PAGE_LIMITS.0, PAGE_LIMITS.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cost_about_a_second_of_budget() {
+        // 40 items cost 1 unit: at 1 unit/s, pages of 40.
+        assert_eq!(next_limit(25, 40, 1.0, 1.0), 40);
+        // Big items: never fewer than 10 per page; tiny ones: never more than 1000.
+        assert_eq!(next_limit(25, 10, 50.0, 1.0), 10);
+        assert_eq!(next_limit(25, 1000, 0.5, 100.0), 1000);
+        assert_eq!(next_limit(25, 0, 0.0, 1.0), 25);
+    }
+
+    #[tokio::test]
+    async fn the_pacer_keeps_the_average_rate() {
+        let mut pacer = Pacer::new(10.0);
+        let started = Instant::now();
+        pacer.charge(5.0);
+        // 5 units at 10/s: the next request waits half a second.
+        assert!(pacer.ready_at >= started + Duration::from_millis(500));
+        assert!(!pacer.wait(Some(started + Duration::from_millis(100))).await, "a deadline before it stops the wait");
+    }
+
+    #[test]
+    fn the_report_never_shows_a_key() {
+        let mut report = GcReport::new(CapacityBudget { read_units_per_second: 1.0, write_units_per_second: 1.0 });
+        report.resume_key = Some(ResumeKey("PHPSESSID_secretsecretsecret".into()));
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+        assert!(!format!("{report:?}").contains("secret"));
+    }
 }

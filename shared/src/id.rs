@@ -1,15 +1,17 @@
 //! Session ids: minted from the OS's secure random generator, checked before
-//! any DynamoDB call.
+//! any DynamoDB call. Ids minted here and ids PHP mints are valid on both
+//! sides: only `[A-Za-z0-9]` here (never a `_`, which the PHP SDK's
+//! `trim(name . '_' . id, '_')` would cut off the key), and PHP's alphabets
+//! (`[0-9a-f]`, `[0-9a-v]`, `[0-9a-zA-Z,-]`) accepted.
 
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine;
-
 use crate::error::SessionError;
 
-/// Random bytes per id: 192 bits, well over the 128 PHP asks for.
-const ID_BYTES: usize = 24;
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Characters per minted id: 32 of 62 symbols is 190 bits, well over the 128 asked for.
+const ID_LEN: usize = 32;
 /// PHP's own ids are 22 to 256 characters.
 const MIN_LEN: usize = 22;
 const MAX_LEN: usize = 256;
@@ -19,17 +21,23 @@ const MAX_LEN: usize = 256;
 pub struct SessionId(String);
 
 impl SessionId {
-    /// A fresh id: 24 bytes from the OS's generator, base64url (cookie-safe).
+    /// A fresh id: 32 characters of `[A-Za-z0-9]` from the OS's generator,
+    /// each drawn without bias (bytes of 248 and over are drawn again).
     pub fn generate() -> SessionId {
-        let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes).expect("the OS random generator is unavailable");
-        SessionId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        let mut id = String::with_capacity(ID_LEN);
+        while id.len() < ID_LEN {
+            let mut bytes = [0u8; 48];
+            getrandom::fill(&mut bytes).expect("the OS random generator is unavailable");
+            let unbiased = bytes.iter().filter(|b| **b < 248).map(|b| ALPHABET[(*b % 62) as usize] as char);
+            id.extend(unbiased.take(ID_LEN - id.len()));
+        }
+        SessionId(id)
     }
 
-    /// Accepts ours (base64url) and PHP's (`[0-9a-zA-Z,-]`, 22 to 256 characters).
+    /// Accepts ours and PHP's (`[0-9a-zA-Z,-]`, 22 to 256 characters).
     pub fn parse(raw: &str) -> Result<SessionId, SessionError> {
         let well_formed = (MIN_LEN..=MAX_LEN).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b',');
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b',');
         if well_formed {
             Ok(SessionId(raw.to_string()))
         } else {
@@ -37,6 +45,7 @@ impl SessionId {
         }
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -77,14 +86,19 @@ mod tests {
         let ids: HashSet<String> = (0..1000).map(|_| SessionId::generate().0).collect();
         assert_eq!(ids.len(), 1000);
         for id in &ids {
-            assert_eq!(id.len(), 32, "24 random bytes = 192 bits");
+            assert_eq!(id.len(), 32, "32 characters of 62 = 190 bits");
             assert!(SessionId::parse(id).is_ok());
-            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
         }
+        // Every symbol turns up, so none is missing from the draw.
+        let symbols: HashSet<char> = ids.iter().flat_map(|id| id.chars()).collect();
+        assert_eq!(symbols.len(), 62);
     }
 
     #[test]
     fn php_ids_are_accepted() {
+        // PHP's defaults (32 hex), sid_bits_per_character=5 and 6.
+        assert!(SessionId::parse("0123456789abcdef0123456789abcdef").is_ok());
         assert!(SessionId::parse("8v2qj1lcd0u4ofs3i4q9hn0c7r").is_ok());
         assert!(SessionId::parse("abcdef0123456789abcdef0123456789,-AZ").is_ok());
     }

@@ -1,186 +1,316 @@
-//! How a session is laid out as a DynamoDB item, and the expression
-//! placeholders every request uses for its attribute names.
+//! How a session is laid out as a DynamoDB item, the state read back from
+//! one ([`Record`]), and the conditions about that state every write uses.
 //!
-//! The PHP handler writes four attributes (key, data, expires, lock = 1); this
-//! store adds `version`, `lock_token`, `lock_until_ms` and `created`, and reads
-//! an item without them as version 0 with, where `lock` is set, a lock that
-//! has no lease (it holds until the session expires).
+//! The PHP handler writes four attributes: the key, `data` (S, or B with
+//! `data_attribute_type=binary`), `expires` and, while it holds a lock,
+//! `lock` = 1. This store adds `version` (bumped by each of its data writes),
+//! `lock_token` (with `lock` holding the lease's end: see [`crate::locking`]),
+//! `write_id` (a marker of its last write, so a retried write recognises its
+//! own effect) and `created`. An item without them reads as version 0.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::codec::{self, Data, DataFormat};
+use crate::config::{Config, DataAttributeType};
 use crate::error::SessionError;
+use crate::expr::{attr_n, attr_s, Expr};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub(crate) const LOCK: &str = "lock";
-pub(crate) const VERSION: &str = "version";
 pub(crate) const LOCK_TOKEN: &str = "lock_token";
-pub(crate) const LOCK_UNTIL_MS: &str = "lock_until_ms";
+pub(crate) const VERSION: &str = "version";
+pub(crate) const WRITE_ID: &str = "write_id";
 pub(crate) const CREATED: &str = "created";
 
-/// Expression placeholders; none is a prefix of another.
-pub(crate) const P_KEY: &str = "#key";
-pub(crate) const P_DATA: &str = "#data";
-pub(crate) const P_EXP: &str = "#exp";
-pub(crate) const P_LOCK: &str = "#lock";
-pub(crate) const P_VER: &str = "#ver";
-pub(crate) const P_TOKEN: &str = "#ltok";
-pub(crate) const P_LEASE: &str = "#lease";
-
-pub(crate) fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// One clock reading, taken once per operation so every condition and
+/// judgement of that operation agrees on what "now" is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Now {
+    pub secs: i64,
+    pub millis: i64,
 }
 
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+impl Now {
+    pub fn sample() -> Now {
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        Now { secs: millis.div_euclid(1000), millis }
+    }
 }
 
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+/// The serialized data as stored, with its DynamoDB type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredData {
+    pub bytes: Vec<u8>,
+    pub attribute_type: DataAttributeType,
 }
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
+impl StoredData {
+    pub fn attribute_value(&self) -> AttributeValue {
+        match self.attribute_type {
+            // Encoders only emit UTF-8 for S (see `encode`); a B read as S is never written back as S.
+            DataAttributeType::String => AttributeValue::S(String::from_utf8_lossy(&self.bytes).into_owned()),
+            DataAttributeType::Binary => AttributeValue::B(Blob::new(self.bytes.clone())),
+        }
+    }
 }
 
-/// The attribute names behind the placeholders that `expressions` use.
-/// DynamoDB refuses a request that declares a name it does not use.
-pub(crate) fn names_for(config: &Config, expressions: &[&str]) -> HashMap<String, String> {
-    let all = [
-        (P_KEY, config.hash_key.as_str()),
-        (P_DATA, config.data_attribute.as_str()),
-        (P_EXP, config.session_lifetime_attribute.as_str()),
-        (P_LOCK, LOCK),
-        (P_VER, VERSION),
-        (P_TOKEN, LOCK_TOKEN),
-        (P_LEASE, LOCK_UNTIL_MS),
-    ];
-    all.iter()
-        .filter(|(placeholder, _)| expressions.iter().any(|e| mentions(e, placeholder)))
-        .map(|(placeholder, name)| (placeholder.to_string(), name.to_string()))
-        .collect()
+/// How a session's data is written: the format and the attribute type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Encoding {
+    pub format: DataFormat,
+    pub attribute_type: DataAttributeType,
 }
 
-/// Whether `token` stands in `expression` as a whole word.
-pub(crate) fn mentions(expression: &str, token: &str) -> bool {
-    expression.match_indices(token).any(|(at, _)| {
-        let next = expression[at + token.len()..].chars().next();
-        !next.is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-    })
+impl Encoding {
+    /// What sessions created here use.
+    pub fn configured(config: &Config) -> Encoding {
+        Encoding { format: config.data_format, attribute_type: config.data_attribute_type }
+    }
+
+    /// Serializes data, refusing it before any call when it is over the limit
+    /// or cannot be held in the format. None for empty data in a format that
+    /// stores it as nothing (PHP deletes the attribute of an empty session).
+    pub fn encode(&self, config: &Config, data: &Data) -> Result<Option<StoredData>, SessionError> {
+        let bytes = codec::encode(self.format, data).map_err(SessionError::Unrepresentable)?;
+        if bytes.len() > config.max_data_size {
+            return Err(SessionError::TooLarge { size: bytes.len(), limit: config.max_data_size });
+        }
+        // A PHP string holds any bytes; DynamoDB's S only UTF-8: such data goes to B.
+        let attribute_type = match std::str::from_utf8(&bytes) {
+            Ok(_) => self.attribute_type,
+            Err(_) => DataAttributeType::Binary,
+        };
+        Ok((!bytes.is_empty()).then_some(StoredData { bytes, attribute_type }))
+    }
 }
 
 /// The state of a stored session item, decoded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Record {
-    pub data: Option<String>,
+    pub data: Option<StoredData>,
     pub expires: i64,
     pub version: u64,
-    pub lock: Option<LockState>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct LockState {
-    pub token: Option<String>,
-    /// None for a PHP-written lock, which has no lease.
-    pub until_ms: Option<i64>,
+    /// The `lock` attribute: 1 for a PHP lock, else the end of our lease (epoch ms).
+    pub lock: Option<i64>,
+    pub lock_token: Option<String>,
+    pub write_id: Option<String>,
 }
 
 impl Record {
     pub fn decode(config: &Config, item: &Item) -> Record {
         let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f64>().ok());
-        let lock = item.contains_key(LOCK).then(|| LockState {
-            token: item.get(LOCK_TOKEN).and_then(|v| v.as_s().ok()).cloned(),
-            until_ms: number(LOCK_UNTIL_MS).map(|v| v as i64),
-        });
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let data = match item.get(&config.data_attribute) {
+            Some(AttributeValue::S(s)) => {
+                Some(StoredData { bytes: s.clone().into_bytes(), attribute_type: DataAttributeType::String })
+            }
+            Some(AttributeValue::B(b)) => {
+                Some(StoredData { bytes: b.clone().into_inner(), attribute_type: DataAttributeType::Binary })
+            }
+            _ => None,
+        };
         Record {
-            data: item.get(&config.data_attribute).and_then(|v| v.as_s().ok()).cloned(),
+            data,
             // An item without an expiry is not a session this store serves.
-            expires: number(&config.session_lifetime_attribute).map(|v| v as i64).unwrap_or(i64::MIN),
-            version: number(VERSION).map(|v| v as u64).unwrap_or(0),
-            lock,
+            expires: number(&config.session_lifetime_attribute).map_or(i64::MIN, |v| v as i64),
+            version: number(VERSION).map_or(0, |v| v as u64),
+            lock: number(LOCK).map(|v| v as i64),
+            lock_token: text(LOCK_TOKEN),
+            write_id: text(WRITE_ID),
         }
     }
 
-    /// Live until the end of its `expires` second.
-    pub fn is_live(&self, now_secs: i64) -> bool {
-        self.expires >= now_secs
+    /// Live while `expires` is in the future, as the PHP handler reads it
+    /// (`expires <= time()` is expired), whatever TTL has done yet.
+    pub fn is_live(&self, now: Now) -> bool {
+        self.expires > now.secs
     }
 
-    /// A lock that still excludes others: a lease not yet run out, or a PHP
-    /// lock (no lease) on a live session.
-    pub fn lock_is_live(&self, now_ms: i64) -> bool {
-        match &self.lock {
-            None => false,
-            Some(LockState { until_ms: Some(until), .. }) => *until >= now_ms,
-            Some(LockState { until_ms: None, .. }) => self.is_live(now_ms.div_euclid(1000)),
+    /// The format and type to write this session's data back in: what it
+    /// holds (so a PHP session stays readable by PHP), or the configured
+    /// format when it holds nothing yet.
+    pub fn encoding(&self, config: &Config) -> Result<Encoding, SessionError> {
+        match self.data.as_ref().filter(|d| !d.bytes.is_empty()) {
+            None => Ok(Encoding::configured(config)),
+            Some(data) => {
+                let format = DataFormat::detect(&data.bytes).ok_or(SessionError::UnreadableData {
+                    reason: "the stored data is neither JSON nor one of PHP's session formats".into(),
+                })?;
+                let attribute_type = match data.attribute_type {
+                    // Keep S only when the configured type is S too; B stays B.
+                    DataAttributeType::String => config.data_attribute_type,
+                    DataAttributeType::Binary => DataAttributeType::Binary,
+                };
+                Ok(Encoding { format, attribute_type })
+            }
         }
     }
 
-    pub fn held_by(&self, token: &str) -> bool {
-        self.lock.as_ref().and_then(|l| l.token.as_deref()) == Some(token)
+    /// The stored data as a JSON object; absent or empty data is `{}`, as PHP
+    /// starts an empty session. Data that does not decode is an error, never
+    /// an empty session.
+    pub fn decode_data(&self, config: &Config) -> Result<Data, SessionError> {
+        let Some(data) = self.data.as_ref().filter(|d| !d.bytes.is_empty()) else {
+            return Ok(Data::new());
+        };
+        let encoding = self.encoding(config)?;
+        codec::decode(encoding.format, &data.bytes)
+            .map_err(|err| SessionError::UnreadableData { reason: err.to_string() })
     }
 
-    /// The stored data as a JSON object; an absent or empty string is `{}`,
-    /// as PHP starts an empty session.
-    pub fn data_object(&self) -> Result<Map<String, Value>, SessionError> {
-        match self.data.as_deref() {
-            None | Some("") => Ok(Map::new()),
-            Some(raw) => match serde_json::from_str(raw) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err(SessionError::UnreadableData),
-            },
+    /// The entity tag of the session's data: changes with every write of
+    /// ours (the version) and every change of the bytes (a PHP write), not
+    /// with a mere refresh of the expiry.
+    pub fn etag(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.version.to_be_bytes());
+        if let Some(data) = &self.data {
+            hash.update([matches!(data.attribute_type, DataAttributeType::Binary) as u8]);
+            hash.update(&data.bytes);
         }
+        let digest = hash.finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// Placeholders of the item's attributes in every expression.
+pub(crate) const P_KEY: &str = "#key";
+pub(crate) const P_DATA: &str = "#data";
+pub(crate) const P_EXP: &str = "#exp";
+
+/// Conditions about an item's session, built once here.
+pub(crate) mod conditions {
+    use super::*;
+
+    /// The session exists and has not expired at `now`.
+    pub fn live(config: &Config, now: Now) -> Expr {
+        Expr::new(format!("attribute_exists({P_KEY}) AND {P_EXP} > :now"))
+            .name(P_KEY, &config.hash_key)
+            .name(P_EXP, &config.session_lifetime_attribute)
+            .value(":now", attr_n(now.secs))
+    }
+
+    /// The item is a session that has expired at `now` (an item without an
+    /// expiry, like the GC checkpoint, is none).
+    pub fn expired(config: &Config, now: Now) -> Expr {
+        Expr::new(format!("attribute_exists({P_KEY}) AND {P_EXP} <= :now"))
+            .name(P_KEY, &config.hash_key)
+            .name(P_EXP, &config.session_lifetime_attribute)
+            .value(":now", attr_n(now.secs))
+    }
+
+    /// No item under the key yet.
+    pub fn absent(config: &Config) -> Expr {
+        Expr::new(format!("attribute_not_exists({P_KEY})")).name(P_KEY, &config.hash_key)
+    }
+
+    /// The item is still exactly as `record` read it: the same version (ours),
+    /// expiry and data (what PHP's writes change).
+    pub fn unchanged_since(config: &Config, record: &Record) -> Expr {
+        let version = match record.version {
+            0 => Expr::new(format!("attribute_not_exists({})", "#ver")),
+            v => Expr::new("#ver = :read_version").value(":read_version", attr_n(v)),
+        }
+        .name("#ver", VERSION);
+        let expires = Expr::new(format!("{P_EXP} = :read_expires"))
+            .name(P_EXP, &config.session_lifetime_attribute)
+            .value(":read_expires", attr_n(record.expires));
+        let data = match &record.data {
+            None => Expr::new(format!("attribute_not_exists({P_DATA})")),
+            Some(data) => Expr::new(format!("{P_DATA} = :read_data")).value(":read_data", data.attribute_value()),
+        }
+        .name(P_DATA, &config.data_attribute);
+        version.and(expires).and(data)
+    }
+
+    /// The item's last write is the one marked `write_id`.
+    pub fn written_by(record: &Record, write_id: &str) -> bool {
+        record.write_id.as_deref() == Some(write_id)
+    }
+}
+
+/// A fresh random marker (128 bits) for tokens and write ids.
+pub(crate) fn random_marker() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random generator is unavailable");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The attributes of a new session item.
+pub(crate) fn new_item(config: &Config, key: String, data: Option<&StoredData>, expires: i64, now: Now) -> Item {
+    let mut item: Item = [
+        (config.hash_key.clone(), attr_s(key)),
+        (config.session_lifetime_attribute.clone(), attr_n(expires)),
+        (VERSION.to_string(), attr_n(1)),
+        (CREATED.to_string(), attr_n(now.secs)),
+    ]
+    .into();
+    if let Some(data) = data {
+        item.insert(config.data_attribute.clone(), data.attribute_value());
+    }
+    item
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_are_declared_only_when_used() {
-        let config = Config::default();
-        let names = names_for(&config, &["SET #lock = :one", "#lease < :now AND attribute_exists(#key)"]);
-        let mut keys: Vec<_> = names.keys().cloned().collect();
-        keys.sort();
-        assert_eq!(keys, ["#key", "#lease", "#lock"]);
-        assert_eq!(names["#key"], "id");
-    }
-
-    #[test]
-    fn mentions_matches_whole_placeholders_only() {
-        assert!(mentions("#lock = :x", "#lock"));
-        assert!(!mentions("#locked = :x", "#lock"));
-        assert!(mentions("a, #ver)", "#ver"));
-    }
-
-    #[test]
-    fn php_item_decodes_as_version_0_with_a_lease_less_lock() {
-        let config = Config::default();
-        let item: Item = [
-            ("id".to_string(), s("PHPSESSID_abc")),
-            ("data".to_string(), s(r#"{"user.name":"jeremy"}"#)),
-            ("expires".to_string(), n(2_000_000_000)),
-            ("lock".to_string(), n(1)),
+    fn php_item(data: AttributeValue, locked: bool) -> Item {
+        let mut item: Item = [
+            ("id".to_string(), attr_s("PHPSESSID_abc")),
+            ("data".to_string(), data),
+            ("expires".to_string(), attr_n(2_000_000_000)),
         ]
-        .into_iter()
-        .collect();
-        let record = Record::decode(&config, &item);
-        assert_eq!(record.version, 0);
-        assert!(record.is_live(1_999_999_999));
-        assert!(record.lock_is_live(1_999_999_999_000), "a PHP lock holds while the session lives");
-        assert!(!record.lock_is_live(2_000_000_001_000), "and ends with it");
-        assert_eq!(record.data_object().unwrap()["user.name"], "jeremy");
+        .into();
+        if locked {
+            item.insert("lock".into(), attr_n(1));
+        }
+        item
     }
 
     #[test]
-    fn non_json_data_is_unreadable_not_empty() {
-        let record = Record { data: Some("user.name|s:6:\"jeremy\";".into()), expires: 0, version: 0, lock: None };
-        assert!(matches!(record.data_object(), Err(SessionError::UnreadableData)));
+    fn a_php_item_decodes_as_version_0_with_its_lock() {
+        let record = Record::decode(&Config::default(), &php_item(attr_s(r#"{"user.name":"jeremy"}"#), true));
+        assert_eq!(record.version, 0);
+        assert_eq!(record.lock, Some(1));
+        assert!(record.is_live(Now { secs: 1_999_999_999, millis: 1_999_999_999_000 }));
+        assert!(!record.is_live(Now { secs: 2_000_000_000, millis: 2_000_000_000_000 }), "expires <= now is expired");
+        assert_eq!(record.decode_data(&Config::default()).unwrap()["user.name"], "jeremy");
+    }
+
+    #[test]
+    fn a_binary_data_attribute_is_read_not_taken_as_empty() {
+        let item = php_item(AttributeValue::B(Blob::new(br#"{"n":3}"#.to_vec())), false);
+        let record = Record::decode(&Config::default(), &item);
+        assert_eq!(record.decode_data(&Config::default()).unwrap()["n"], 3);
+        assert_eq!(record.encoding(&Config::default()).unwrap().attribute_type, DataAttributeType::Binary);
+    }
+
+    #[test]
+    fn undecodable_data_is_an_error_not_an_empty_session() {
+        let record = Record::decode(&Config::default(), &php_item(attr_s("\u{1}garbage"), false));
+        assert!(matches!(record.decode_data(&Config::default()), Err(SessionError::UnreadableData { .. })));
+    }
+
+    #[test]
+    fn the_etag_follows_the_data_and_version_not_the_expiry() {
+        let config = Config::default();
+        let a = Record::decode(&config, &php_item(attr_s("{}"), false));
+        let mut touched = a.clone();
+        touched.expires += 60;
+        assert_eq!(a.etag(), touched.etag());
+        let mut rewritten = a.clone();
+        rewritten.data = Some(StoredData { bytes: b"{\"a\":1}".to_vec(), attribute_type: DataAttributeType::String });
+        assert_ne!(a.etag(), rewritten.etag());
+        let mut bumped = a.clone();
+        bumped.version += 1;
+        assert_ne!(a.etag(), bumped.etag());
     }
 }

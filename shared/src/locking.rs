@@ -1,38 +1,121 @@
-//! Pessimistic locking, as the PHP handler's `PessimisticLockingStrategy`
-//! does it (a `lock` attribute set by a conditional UpdateItem), plus a token
-//! that only the holder knows and a lease after which one waiter may take
-//! the lock over, so a crashed holder never locks a session for good.
+//! Pessimistic locking, in one place: taking, waiting for and releasing a
+//! session's lock, and the rule that says whether a lock is live.
+//!
+//! The PHP handler locks with `lock` = 1 (set by a conditional UpdateItem)
+//! and releases by removing `lock` in its write. This store's lock is the
+//! same attribute holding the end of a lease (epoch milliseconds), plus
+//! `lock_token`. So:
+//! - a lock is ours only while `lock` holds our lease *and* `lock_token` our
+//!   token: a PHP write (which removes `lock`) ends it cleanly, and a stale
+//!   `lock_token` left behind never makes a PHP lock look like ours;
+//! - a PHP lock (`lock` = 1, no lease) is honoured until PHP removes it (an
+//!   expired session is absent to the API anyway, and GC, like PHP's own,
+//!   never deletes under a PHP lock: a long PHP request that outlives the
+//!   expiry writes back only `expires` when its data did not change);
+//!   ours is honoured until its lease runs out, when one waiter may take it
+//!   over.
+//!
+//! Waiting costs little: after a refused attempt (1 write unit) a waiter
+//! polls with eventually consistent reads (half a read unit each), backing
+//! off from the configured retry time to [`MAX_POLL_INTERVAL`] and never past
+//! the holder's lease, until `max_lock_wait_time`, then Locked.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use base64::Engine;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use rand::Rng;
 
-use crate::config::Config;
+use crate::codec::DataFormat;
+use crate::config::{Config, DataAttributeType};
 use crate::error::SessionError;
-use crate::item::{P_LEASE, P_LOCK, P_TOKEN};
+use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
+use crate::item::{conditions, random_marker, Encoding, Now, Record, LOCK, LOCK_TOKEN, P_EXP};
+use crate::store::{Session, SessionStore};
+use crate::SessionId;
 
-/// The holder's proof of a lock; writing or unlocking with it releases it.
+/// The `lock` value the PHP handler writes.
+pub(crate) const PHP_LOCK: i64 = 1;
+/// The longest pause between a waiter's polls.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+const P_LOCK: &str = "#lock";
+const P_TOKEN: &str = "#ltok";
+
+/// The holder's proof of a lock: writing or unlocking with it releases it.
+/// It carries the lease it was taken with and the session's encoding, so a
+/// write through the lock needs no read first.
 #[derive(Clone, PartialEq, Eq)]
-pub struct LockToken(String);
+pub struct LockToken {
+    marker: String,
+    lease_until_ms: i64,
+    encoding: Encoding,
+}
 
 impl LockToken {
-    pub(crate) fn generate() -> LockToken {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS random generator is unavailable");
-        LockToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    /// The token as the HTTP API hands it out: `<marker>.<lease end>.<encoding>`.
+    pub fn as_header_value(&self) -> String {
+        let format = match self.encoding.format {
+            DataFormat::Json => 'j',
+            DataFormat::Php => 'p',
+            DataFormat::PhpSerialize => 's',
+        };
+        let kind = match self.encoding.attribute_type {
+            DataAttributeType::String => 'S',
+            DataAttributeType::Binary => 'B',
+        };
+        format!("{}.{}.{format}{kind}", self.marker, self.lease_until_ms)
     }
 
-    /// Accepts what [`LockToken::as_str`] gave out; anything else cannot match.
+    /// Accepts what [`LockToken::as_header_value`] gave out; anything else is
+    /// InvalidToken.
     pub fn parse(raw: &str) -> Result<LockToken, SessionError> {
-        let well_formed =
-            (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| LockToken(raw.to_string())).ok_or(SessionError::Locked)
+        let mut parts = raw.split('.');
+        let (Some(marker), Some(lease), Some(encoding), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SessionError::InvalidToken);
+        };
+        let marker_ok =
+            marker.len() == 22 && marker.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let lease_until_ms = lease.parse::<i64>().ok().filter(|ms| *ms > PHP_LOCK && lease.len() <= 16);
+        let format = match encoding.as_bytes().first() {
+            Some(b'j') => Some(DataFormat::Json),
+            Some(b'p') => Some(DataFormat::Php),
+            Some(b's') => Some(DataFormat::PhpSerialize),
+            _ => None,
+        };
+        let attribute_type = match encoding.as_bytes().get(1..) {
+            Some(b"S") => Some(DataAttributeType::String),
+            Some(b"B") => Some(DataAttributeType::Binary),
+            _ => None,
+        };
+        match (marker_ok, lease_until_ms, format, attribute_type) {
+            (true, Some(lease_until_ms), Some(format), Some(attribute_type)) => Ok(LockToken {
+                marker: marker.to_string(),
+                lease_until_ms,
+                encoding: Encoding { format, attribute_type },
+            }),
+            _ => Err(SessionError::InvalidToken),
+        }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub(crate) fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Whether `record` shows this token's lock.
+    pub(crate) fn holds(&self, record: &Record) -> bool {
+        record.lock == Some(self.lease_until_ms) && record.lock_token.as_deref() == Some(self.marker.as_str())
+    }
+
+    /// The condition that the item holds this token's lock.
+    pub(crate) fn held(&self) -> Expr {
+        Expr::new(format!("{P_LOCK} = :lease AND {P_TOKEN} = :token"))
+            .name(P_LOCK, LOCK)
+            .name(P_TOKEN, LOCK_TOKEN)
+            .value(":lease", attr_n(self.lease_until_ms))
+            .value(":token", attr_s(&self.marker))
     }
 }
 
@@ -42,42 +125,218 @@ impl fmt::Debug for LockToken {
     }
 }
 
-/// Condition that lets a request through the lock: the holder's token, or,
-/// without one, no lock or a lease that has run out (a PHP lock has no lease,
-/// so it never runs out while the session lives).
-pub(crate) fn lock_condition(token: Option<&LockToken>) -> String {
-    match token {
-        Some(_) => format!("{P_TOKEN} = :token"),
-        None => format!("(attribute_not_exists({P_LOCK}) OR {P_LEASE} < :now_ms)"),
+/// The liveness rule, as a Rust predicate (its condition twin is [`lock_free`]):
+/// a PHP lock, or a lease of ours not yet run out.
+pub(crate) fn lock_is_live(record: &Record, now: Now) -> bool {
+    match record.lock {
+        None => false,
+        Some(until) => until == PHP_LOCK || until >= now.millis,
     }
 }
 
-/// A random pause between the min and max retry times, as the PHP handler
-/// waits, so waiters do not retry in step.
-pub(crate) fn retry_delay(config: &Config) -> Duration {
-    let (min, max) = (config.min_lock_retry.as_micros() as u64, config.max_lock_retry.as_micros() as u64);
-    Duration::from_micros(rand::rng().random_range(min..=max))
+/// The liveness rule, as a condition: no live lock (see [`lock_is_live`]).
+pub(crate) fn lock_free(now: Now) -> Expr {
+    Expr::new(format!("attribute_not_exists({P_LOCK}) OR ({P_LOCK} < :now_ms AND {P_LOCK} <> :php_lock)"))
+        .name(P_LOCK, LOCK)
+        .value(":now_ms", attr_n(now.millis))
+        .value(":php_lock", attr_n(PHP_LOCK))
+}
+
+/// The update that removes a lock of either kind.
+pub(crate) const REMOVE_LOCK: &str = "#lock, #ltok";
+
+/// Binds the placeholders of [`REMOVE_LOCK`].
+pub(crate) fn bind_lock_names(update: Expr) -> Expr {
+    update.name(P_LOCK, LOCK).name(P_TOKEN, LOCK_TOKEN)
+}
+
+/// When a lock seen in `record` may end by itself: our lease's end; a PHP
+/// lock has no lease.
+fn lease_end(record: &Record) -> Option<i64> {
+    record.lock.filter(|until| *until != PHP_LOCK)
+}
+
+/// A waiter's schedule: growing pauses, never past the wait's deadline.
+pub(crate) struct LockWait {
+    deadline: Instant,
+    next_pause: Duration,
+}
+
+impl LockWait {
+    pub fn new(config: &Config) -> LockWait {
+        let (min, max) = (config.min_lock_retry.as_micros() as u64, config.max_lock_retry.as_micros() as u64);
+        let first = Duration::from_micros(rand::rng().random_range(min..=max));
+        LockWait { deadline: Instant::now() + config.max_lock_wait_time, next_pause: first }
+    }
+
+    /// Sleeps before the next look at a lock seen in `record` (woken early
+    /// when the holder's lease ends), or returns `gave_up` when the deadline
+    /// would pass.
+    pub async fn pause(&mut self, record: Option<&Record>, gave_up: SessionError) -> Result<(), SessionError> {
+        let mut pause = self.next_pause;
+        if let Some(until) = record.and_then(lease_end) {
+            let until_lease_end = Duration::from_millis(until.saturating_sub(Now::sample().millis).max(0) as u64 + 1);
+            pause = pause.min(until_lease_end);
+        }
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(gave_up);
+        }
+        tokio::time::sleep(pause.min(self.deadline - now)).await;
+        // Jittered growth, so waiters on one session drift apart.
+        let grown = self.next_pause.mul_f64(rand::rng().random_range(1.5..2.5));
+        self.next_pause = grown.min(MAX_POLL_INTERVAL);
+        Ok(())
+    }
+}
+
+impl SessionStore {
+    /// Reads a session and takes its lock, waiting up to `max_lock_wait_time`
+    /// for another holder, then Locked: never an empty session. Data that
+    /// cannot be decoded is refused and the lock released before answering.
+    pub async fn load_and_lock(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let marker = random_marker();
+        let mut wait = LockWait::new(self.config());
+        loop {
+            match self.try_lock(id, &marker).await? {
+                Ok(session) => return Ok(session),
+                Err(seen) => self.wait_for_release(id, seen, &mut wait).await?,
+            }
+        }
+    }
+
+    /// One attempt: a conditional UpdateItem that sets the lock and returns
+    /// the item. Err(record) when another request holds the lock.
+    async fn try_lock(&self, id: &SessionId, marker: &str) -> Result<Result<Session, Record>, SessionError> {
+        let config = self.config();
+        let now = Now::sample();
+        let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
+        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token, {P_EXP} = :new_expires"))
+            .name(P_LOCK, LOCK)
+            .name(P_TOKEN, LOCK_TOKEN)
+            .name(P_EXP, &config.session_lifetime_attribute)
+            .value(":lease", attr_n(lease_until_ms))
+            .value(":token", attr_s(marker))
+            .value(":new_expires", attr_n(self.new_expiry(now)));
+        let result = self
+            .update_item(id)
+            .update(update)
+            .condition(conditions::live(config, now).and(lock_free(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let (record, taken_now) = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
+            Ok(item) => (Record::decode(config, &item.unwrap_or_default()), true),
+            Err(old) => match old {
+                Some(old) if old.is_live(now) => (old, false),
+                _ => return Err(SessionError::NotFound),
+            },
+        };
+        // An attempt refused only because the SDK retried our own applied
+        // request shows our marker and lease: the lock is ours.
+        let encoding = record.encoding(config).unwrap_or(Encoding::configured(config));
+        let token = LockToken { marker: marker.to_string(), lease_until_ms, encoding };
+        if !taken_now && !token.holds(&record) {
+            return Ok(Err(record));
+        }
+        match self.session(id, &record, Some(token.clone())) {
+            Ok(session) => Ok(Ok(session)),
+            Err(err) => {
+                // Never leave a lock behind on an error.
+                self.unlock(id, &token).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Waits until `seen`'s lock looks released (polling with eventually
+    /// consistent reads) or its lease runs out; Locked at the deadline.
+    pub(crate) async fn wait_for_release(
+        &self,
+        id: &SessionId,
+        seen: Record,
+        wait: &mut LockWait,
+    ) -> Result<(), SessionError> {
+        let mut seen = Some(seen);
+        loop {
+            wait.pause(seen.as_ref(), SessionError::Locked).await?;
+            let now = Now::sample();
+            match self.fetch(id, false).await? {
+                Some(record) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
+                // Free, or gone: the next attempt says which.
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Releases the caller's lock without writing. Releasing a lock that is
+    /// no longer the caller's (already released, or taken over) succeeds:
+    /// there is nothing of the caller's left to release.
+    pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
+        let config = self.config();
+        let now = Now::sample();
+        let result = self
+            .update_item(id)
+            .update(bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}"))))
+            .condition(conditions::live(config, now).and(token.held()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
+            Ok(()) => Ok(()),
+            Err(Some(old)) if old.is_live(now) => Ok(()),
+            Err(_) => Err(SessionError::NotFound),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn retry_delays_stay_between_min_and_max() {
-        let config = Config::default();
-        for _ in 0..1000 {
-            let d = retry_delay(&config);
-            assert!(d >= config.min_lock_retry && d <= config.max_lock_retry, "{d:?}");
+    fn token() -> LockToken {
+        LockToken {
+            marker: random_marker(),
+            lease_until_ms: 1_764_150_000_000,
+            encoding: Encoding { format: DataFormat::Php, attribute_type: DataAttributeType::Binary },
         }
     }
 
     #[test]
     fn tokens_round_trip_and_foreign_strings_are_refused() {
-        let token = LockToken::generate();
-        assert_eq!(LockToken::parse(token.as_str()).unwrap(), token);
-        assert!(LockToken::parse("").is_err());
-        assert!(LockToken::parse("not a token at all!").is_err());
-        assert!(!format!("{token:?}").contains(token.as_str()));
+        let token = token();
+        assert_eq!(LockToken::parse(&token.as_header_value()).unwrap(), token);
+        for bad in ["", "not a token at all!", "a.b.c", &format!("{}.1.jS", random_marker()), "x".repeat(200).as_str()]
+        {
+            assert!(matches!(LockToken::parse(bad), Err(SessionError::InvalidToken)), "{bad}");
+        }
+        assert!(!format!("{token:?}").contains(&token.marker));
+    }
+
+    fn record(lock: Option<i64>, token: Option<&str>, expires: i64) -> Record {
+        Record { data: None, expires, version: 1, lock, lock_token: token.map(str::to_string), write_id: None }
+    }
+
+    #[test]
+    fn the_liveness_rule() {
+        let now = Now { secs: 1000, millis: 1_000_000 };
+        assert!(!lock_is_live(&record(None, None, 2000), now));
+        assert!(lock_is_live(&record(Some(PHP_LOCK), None, 2000), now), "a PHP lock holds while the session lives");
+        assert!(lock_is_live(&record(Some(PHP_LOCK), None, 1000), now), "and after: PHP may still write it back");
+        assert!(lock_is_live(&record(Some(1_000_000), Some("t"), 2000), now), "a lease holds to its last millisecond");
+        assert!(!lock_is_live(&record(Some(999_999), Some("t"), 2000), now));
+    }
+
+    #[test]
+    fn a_token_holds_only_its_own_lease() {
+        let token = token();
+        let ours = record(Some(token.lease_until_ms), Some(&token.marker), 2_000_000_000);
+        assert!(token.holds(&ours));
+        // PHP wrote (removed `lock`), then locked again: the token left behind is not a lock.
+        let php_relocked = record(Some(PHP_LOCK), Some(&token.marker), 2_000_000_000);
+        assert!(!token.holds(&php_relocked));
+        let other = record(Some(token.lease_until_ms), Some("another"), 2_000_000_000);
+        assert!(!token.holds(&other));
     }
 }

@@ -4,6 +4,7 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Installs the JSON log subscriber (once; later calls keep the first).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // try_init: a second call (tests, an embedding program) keeps the first.

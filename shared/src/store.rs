@@ -1,39 +1,49 @@
-//! The session store: start, read, replace, merge-patch, destroy, regenerate
-//! and unlock sessions kept one item each in DynamoDB.
+//! The session store: start, read, replace, merge-patch, destroy and
+//! regenerate sessions kept one item each in DynamoDB (locking is in
+//! [`crate::locking`], garbage collection in [`crate::gc`]).
 //!
-//! Every write is one conditional request, so nothing is ever half-written:
-//! the condition says the session exists and is live, the caller may pass
-//! the lock, and (when the caller says so) the version is the one it read.
-//! When a condition fails, the item's old state (returned with the failure)
-//! tells which of NotFound, Locked and Conflict it was.
+//! Every write is one conditional request, so nothing is ever half-written.
+//! A write without the caller's lock reads first and is conditional on the
+//! item being exactly as read (our version, PHP's expiry and data), so a
+//! concurrent write of either language is never lost: the write reads again
+//! and retries. A write with the caller's lock token needs no read: the lock
+//! itself guarantees nothing changed. Every data write carries a marker
+//! (`write_id`), so a write the SDK retried after it had landed recognises
+//! its own effect instead of reporting a conflict.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::config::{Config, LockingStrategy};
+use crate::codec::Data;
+use crate::config::Config;
 use crate::error::SessionError;
+use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
+use crate::gc::CapacityBudget;
 use crate::id::SessionId;
-use crate::item::*;
-use crate::locking::{self, LockToken};
-
-pub type Data = Map<String, Value>;
+use crate::item::{
+    conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_ID,
+};
+use crate::locking::{bind_lock_names, lock_free, lock_is_live, LockToken, LockWait, REMOVE_LOCK};
 
 /// One session as a caller sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    /// The session id (not the item key).
     pub id: SessionId,
+    /// The session's data, decoded.
     pub data: Data,
     /// Epoch seconds after which the session is dead.
     pub expires: i64,
-    /// Bumped by every data write; the HTTP API's ETag.
-    pub version: u64,
+    /// The entity tag of the data: send it back in [`WriteOptions::if_match`].
+    pub etag: String,
     /// Set when this read took the session's lock.
     pub lock_token: Option<LockToken>,
 }
@@ -41,99 +51,112 @@ pub struct Session {
 /// Preconditions of a write.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
-    /// Refuse with Conflict unless the stored version is this one.
-    pub expected_version: Option<u64>,
+    /// Refuse with PreconditionFailed unless the data's entity tag is this one.
+    pub if_match: Option<String>,
     /// The caller's lock; the write releases it.
     pub lock_token: Option<LockToken>,
 }
 
+/// The store: a DynamoDB client and the options, built once and cloned cheaply.
 #[derive(Clone)]
 pub struct SessionStore {
     client: Client,
     config: Arc<Config>,
+    /// The GC budget, read from the table once.
+    gc_budget: Arc<OnceLock<CapacityBudget>>,
 }
 
+/// The outcome of a conditional request: done, or refused with the item's
+/// state at that moment (None when there was no item).
+pub(crate) type Conditional<T> = Result<T, Option<Record>>;
+
 impl SessionStore {
+    /// A store on `client` with `config`. The client gets the config's
+    /// timeouts and the SDK's standard retries.
     pub fn new(client: Client, config: Config) -> SessionStore {
-        SessionStore { client, config: Arc::new(config) }
+        let client = crate::client::with_timeouts(&client, &config);
+        SessionStore { client, config: Arc::new(config), gc_budget: Arc::default() }
     }
 
+    /// The options.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The DynamoDB client.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// Whether a read takes the session's lock (`locking_strategy=pessimistic`).
-    pub fn locks_on_read(&self) -> bool {
-        self.config.locking_strategy == LockingStrategy::Pessimistic
+    /// The same store on another client (e.g. one with other timeouts).
+    pub(crate) fn with_client(&self, client: Client) -> SessionStore {
+        SessionStore { client, config: self.config.clone(), gc_budget: self.gc_budget.clone() }
     }
 
-    fn key(&self, id: &SessionId) -> (String, aws_sdk_dynamodb::types::AttributeValue) {
-        (self.config.hash_key.clone(), s(self.config.item_key(id.as_str())))
+    pub(crate) fn cached_budget(&self) -> Option<CapacityBudget> {
+        self.gc_budget.get().copied()
     }
 
-    fn new_expiry(&self) -> i64 {
-        now_secs() + self.config.session_lifetime.as_secs() as i64
+    pub(crate) fn cache_budget(&self, budget: CapacityBudget) -> CapacityBudget {
+        *self.gc_budget.get_or_init(|| budget)
     }
 
-    /// Serializes data, refusing it before any call when it is over the limit.
-    pub fn encode(&self, data: &Data) -> Result<String, SessionError> {
-        let encoded = serde_json::to_string(data).expect("a JSON map always serializes");
-        if encoded.len() > self.config.max_data_size {
-            return Err(SessionError::TooLarge { size: encoded.len(), limit: self.config.max_data_size });
-        }
-        Ok(encoded)
+    fn key(&self, id: &SessionId) -> AttributeValue {
+        attr_s(self.config.item_key(id.as_str()))
     }
 
-    fn session(&self, id: &SessionId, record: &Record, lock_token: Option<LockToken>) -> Result<Session, SessionError> {
+    pub(crate) fn new_expiry(&self, now: Now) -> i64 {
+        now.secs + self.config.session_lifetime.as_secs() as i64
+    }
+
+    pub(crate) fn update_item(&self, id: &SessionId) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.config.table_name).key(&self.config.hash_key, self.key(id))
+    }
+
+    pub(crate) fn session(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        lock_token: Option<LockToken>,
+    ) -> Result<Session, SessionError> {
         Ok(Session {
             id: id.clone(),
-            data: record.data_object()?,
+            data: record.decode_data(&self.config)?,
             expires: record.expires,
-            version: record.version,
+            etag: record.etag(),
             lock_token,
         })
     }
 
-    /// Starts a new session with a fresh id; the put's condition means it can
-    /// never overwrite an existing item.
-    pub async fn create(&self, data: Data) -> Result<Session, SessionError> {
-        let encoded = self.encode(&data)?;
-        let id = SessionId::generate();
-        let expires = self.new_expiry();
-        let (key_name, key) = self.key(&id);
-        let condition = format!("attribute_not_exists({P_KEY})");
-        self.client
-            .put_item()
-            .table_name(&self.config.table_name)
-            .item(key_name, key)
-            .item(&self.config.data_attribute, s(encoded))
-            .item(&self.config.session_lifetime_attribute, n(expires))
-            .item(VERSION, n(1))
-            .item(CREATED, n(now_secs()))
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&condition])))
-            .condition_expression(condition)
-            .send()
-            .await
-            // A 192-bit id collides never in practice; if it did, the condition
-            // failure surfaces as Conflict rather than an overwrite.
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => SessionError::Conflict,
-                _ => SessionError::dynamo("PutItem", e),
-            })?;
-        Ok(Session { id, data, expires, version: 1, lock_token: None })
+    /// Turns a conditional request's result into done, refused (with the
+    /// item's old state: as returned with the failure, or read again when the
+    /// server did not return it) or an error.
+    pub(crate) async fn refused_or<T, E>(
+        &self,
+        operation: &'static str,
+        id: &SessionId,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<Conditional<T>, SessionError>
+    where
+        E: ConditionFailure + aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match result {
+            Ok(done) => Ok(Ok(done)),
+            Err(err) => match err.as_service_error().and_then(ConditionFailure::old_item) {
+                Some(Some(item)) => Ok(Err(Some(Record::decode(&self.config, &item)))),
+                Some(None) => Ok(Err(self.fetch(id, true).await?)),
+                None => Err(SessionError::dynamo(operation, err)),
+            },
+        }
     }
 
-    async fn fetch(&self, id: &SessionId, consistent: bool) -> Result<Option<Record>, SessionError> {
-        let (key_name, key) = self.key(id);
+    /// Reads the item, if any.
+    pub(crate) async fn fetch(&self, id: &SessionId, consistent: bool) -> Result<Option<Record>, SessionError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.config.table_name)
-            .key(key_name, key)
+            .key(&self.config.hash_key, self.key(id))
             .consistent_read(consistent)
             .send()
             .await
@@ -142,379 +165,335 @@ impl SessionStore {
     }
 
     /// The live record, or NotFound (expired counts as absent, whatever TTL did).
-    async fn fetch_live(&self, id: &SessionId, consistent: bool) -> Result<Record, SessionError> {
+    async fn fetch_live(&self, id: &SessionId, consistent: bool, now: Now) -> Result<Record, SessionError> {
         match self.fetch(id, consistent).await? {
-            Some(record) if record.is_live(now_secs()) => Ok(record),
+            Some(record) if record.is_live(now) => Ok(record),
             _ => Err(SessionError::NotFound),
         }
     }
 
-    /// Reads a session without locking it. Costs one GetItem, plus one small
+    /// Starts a new session with a fresh id, in the configured format; the
+    /// put's condition means it can never overwrite an existing item.
+    pub async fn create(&self, data: Data) -> Result<Session, SessionError> {
+        let stored = Encoding::configured(&self.config).encode(&self.config, &data)?;
+        let id = SessionId::generate();
+        let now = Now::sample();
+        let write_id = random_marker();
+        let mut item =
+            new_item(&self.config, self.config.item_key(id.as_str()), stored.as_ref(), self.new_expiry(now), now);
+        item.insert(WRITE_ID.into(), attr_s(&write_id));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.config.table_name)
+            .set_item(Some(item.clone()))
+            .condition(conditions::absent(&self.config))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match self.refused_or("PutItem", &id, result).await? {
+            Ok(_) => {}
+            Err(Some(old)) if conditions::written_by(&old, &write_id) => {}
+            // A 190-bit id collides never in practice; if it did, it would
+            // surface as Conflict rather than an overwrite.
+            Err(_) => return Err(SessionError::Conflict),
+        }
+        self.session(&id, &Record::decode(&self.config, &item), None)
+    }
+
+    /// Reads a session without locking it: one GetItem, plus a small
     /// UpdateItem at most once per touch interval to push the expiry on.
     pub async fn load(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let record = self.fetch_live(id, self.config.consistent_read).await?;
+        let now = Now::sample();
+        let record = self.fetch_live(id, self.config.consistent_read, now).await?;
         let mut session = self.session(id, &record, None)?;
         let last_activity = record.expires - self.config.session_lifetime.as_secs() as i64;
-        if now_secs() - last_activity >= self.config.touch_interval.as_secs() as i64 {
-            session.expires = self.touch(id).await.unwrap_or(record.expires);
+        if now.secs - last_activity >= self.config.touch_interval.as_secs() as i64 {
+            session.expires = self.touch(id, now).await.unwrap_or(record.expires);
         }
         Ok(session)
     }
 
-    /// Pushes the expiry on without changing the data or the version. A
+    /// Pushes the expiry on without changing the data or the entity tag. A
     /// failure is logged and the read still answers: it was only a refresh.
-    async fn touch(&self, id: &SessionId) -> Option<i64> {
-        let expires = self.new_expiry();
-        let (key_name, key) = self.key(id);
-        let update = format!("SET {P_EXP} = :exp");
+    async fn touch(&self, id: &SessionId, now: Now) -> Option<i64> {
+        let expires = self.new_expiry(now);
+        let update = Expr::new(format!("SET {P_EXP} = :new_expires"))
+            .name(P_EXP, &self.config.session_lifetime_attribute)
+            .value(":new_expires", attr_n(expires));
         // Never move the expiry back, never bring a dead session back.
-        let condition = format!("attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {P_EXP} < :exp");
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(key_name, key)
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&update, &condition])))
-            .expression_attribute_values(":exp", n(expires))
-            .expression_attribute_values(":now", n(now_secs()))
-            .update_expression(update)
-            .condition_expression(condition)
-            .send()
-            .await;
+        let later = Expr::new(format!("{P_EXP} < :new_expires"))
+            .name(P_EXP, &self.config.session_lifetime_attribute)
+            .value(":new_expires", attr_n(expires));
+        let result =
+            self.update_item(id).update(update).condition(conditions::live(&self.config, now).and(later)).send().await;
         match result {
             Ok(_) => Some(expires),
             Err(e) => {
                 let err = SessionError::dynamo("UpdateItem", e);
-                tracing::warn!(session = %id.redacted(), error = %err, "touch skipped");
+                tracing::warn!(session = %id.redacted(), error = %err, "expiry refresh skipped");
                 None
             }
         }
     }
 
-    /// Reads a session and takes its lock, waiting with jittered retries up to
-    /// `max_lock_wait_time`, then Locked: never an empty session.
-    pub async fn load_and_lock(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let token = LockToken::generate();
-        let deadline = Instant::now() + self.config.max_lock_wait_time;
-        loop {
-            match self.try_lock(id, &token).await {
-                Err(SessionError::Locked) => {
-                    wait_before_retry(&self.config, deadline).await.ok_or(SessionError::Locked)?
-                }
-                done => return done,
-            }
-        }
-    }
-
-    /// One attempt: a conditional UpdateItem that sets the lock and returns
-    /// the item, as the PHP handler's acquire does.
-    async fn try_lock(&self, id: &SessionId, token: &LockToken) -> Result<Session, SessionError> {
-        let now_ms = now_millis();
-        let lease_until = now_ms + self.config.lock_lease.as_millis() as i64;
-        let update = format!("SET {P_LOCK} = :one, {P_TOKEN} = :token, {P_LEASE} = :lease, {P_EXP} = :exp");
-        let condition = format!("attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {}", locking::lock_condition(None));
-        let (key_name, key) = self.key(id);
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(key_name, key)
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&update, &condition])))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":token", s(token.as_str()))
-            .expression_attribute_values(":lease", n(lease_until))
-            .expression_attribute_values(":exp", n(self.new_expiry()))
-            .expression_attribute_values(":now", n(now_secs()))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .update_expression(update)
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result_item(result_or_failure(out)) {
-            Ok(item) => self.session(id, &Record::decode(&self.config, &item), Some(token.clone())),
-            Err(failure) => Err(self.explain(id, failure, &WriteOptions::default(), now_ms).await),
-        }
-    }
-
-    /// Replaces the data. Releases the caller's lock when it passes its token.
+    /// Replaces the data. With the caller's lock token it writes through the
+    /// lock and releases it (one request); without, it reads first, keeps the
+    /// stored format, and writes only if nothing changed since the read.
     pub async fn replace(&self, id: &SessionId, data: Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        let encoded = self.encode(&data)?;
-        self.write_data(id, encoded, options).await
+        match (&options.lock_token, &options.if_match) {
+            (Some(token), None) => self.write_through(id, data, token).await,
+            _ => self.update(id, options, |_| Ok(data.clone())).await,
+        }
     }
 
-    /// Applies a JSON merge patch (RFC 7396). Without an expected version it
-    /// re-reads and retries on Conflict (and waits on Locked) up to
-    /// `max_lock_wait_time`, so concurrent patches never lose an update.
+    /// Applies a JSON merge patch (RFC 7396) to the stored data, retrying
+    /// when another request wrote in between, so concurrent patches never
+    /// lose an update.
     pub async fn patch(&self, id: &SessionId, patch: &Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        let deadline = Instant::now() + self.config.max_lock_wait_time;
-        loop {
-            let record = self.fetch_live(id, true).await?;
-            if options.expected_version.is_some_and(|v| v != record.version) {
-                return Err(SessionError::Conflict);
+        self.update(id, options, |old| {
+            let mut merged = Value::Object(old);
+            json_patch::merge(&mut merged, &Value::Object(patch.clone()));
+            match merged {
+                Value::Object(data) => Ok(data),
+                _ => unreachable!("merging an object patch keeps an object"),
             }
-            let mut data = Value::Object(record.data_object()?);
-            json_patch::merge(&mut data, &Value::Object(patch.clone()));
-            let Value::Object(data) = data else { unreachable!("merging an object patch keeps an object") };
-            let encoded = self.encode(&data)?;
-            let attempt =
-                WriteOptions { expected_version: Some(record.version), lock_token: options.lock_token.clone() };
-            match self.write_data(id, encoded, &attempt).await {
-                Err(SessionError::Conflict) if options.expected_version.is_none() => {
-                    // Someone wrote between our read and write: read again.
-                    wait_before_retry(&self.config, deadline).await.ok_or(SessionError::Conflict)?
+        })
+        .await
+    }
+
+    /// Read, change, conditional write; again while other writers get in
+    /// between, up to `max_lock_wait_time`.
+    async fn update(
+        &self,
+        id: &SessionId,
+        options: &WriteOptions,
+        change: impl Fn(Data) -> Result<Data, SessionError>,
+    ) -> Result<Session, SessionError> {
+        let config = &self.config;
+        let write_id = random_marker();
+        let mut wait = LockWait::new(config);
+        loop {
+            let now = Now::sample();
+            let record = self.fetch_live(id, true, now).await?;
+            if options.if_match.as_ref().is_some_and(|tag| *tag != record.etag()) {
+                return Err(SessionError::PreconditionFailed);
+            }
+            let guard = match &options.lock_token {
+                Some(token) if token.holds(&record) => token.held(),
+                Some(_) => return Err(SessionError::LockLost),
+                None if lock_is_live(&record, now) => {
+                    self.wait_for_release(id, record, &mut wait).await?;
+                    continue;
                 }
-                Err(SessionError::Locked) if options.lock_token.is_none() => {
-                    wait_before_retry(&self.config, deadline).await.ok_or(SessionError::Locked)?
-                }
-                done => return done,
+                None => lock_free(now).and(conditions::unchanged_since(config, &record)),
+            };
+            let data = change(record.decode_data(config)?)?;
+            let stored = record.encoding(config)?.encode(config, &data)?;
+            match self.write_data(id, stored, guard, &write_id, now).await? {
+                Ok(session) => return Ok(session),
+                Err(Some(old)) if conditions::written_by(&old, &write_id) => return self.session(id, &old, None),
+                Err(Some(old)) if !old.is_live(now) => return Err(SessionError::NotFound),
+                Err(None) => return Err(SessionError::NotFound),
+                Err(Some(_)) if options.lock_token.is_some() => return Err(SessionError::LockLost),
+                // Changed since our read: read again (after a pause that keeps
+                // racing writers apart), and the ETag check above decides.
+                Err(Some(_)) => wait.pause(None, SessionError::Conflict).await?,
             }
         }
     }
 
+    /// The write of a lock holder: no read, the token says the encoding.
+    async fn write_through(&self, id: &SessionId, data: Data, token: &LockToken) -> Result<Session, SessionError> {
+        let stored = token.encoding().encode(&self.config, &data)?;
+        let now = Now::sample();
+        let write_id = random_marker();
+        match self.write_data(id, stored, token.held(), &write_id, now).await? {
+            Ok(session) => Ok(session),
+            Err(Some(old)) if conditions::written_by(&old, &write_id) => self.session(id, &old, None),
+            Err(Some(old)) if old.is_live(now) => Err(SessionError::LockLost),
+            Err(_) => Err(SessionError::NotFound),
+        }
+    }
+
+    /// The one data write: new data (or none), expiry, version, marker; the
+    /// lock released; conditional on the session being live and `guard`.
     async fn write_data(
         &self,
         id: &SessionId,
-        encoded: String,
-        options: &WriteOptions,
-    ) -> Result<Session, SessionError> {
-        let update = format!(
-            "SET {P_DATA} = :data, {P_EXP} = :exp, {P_VER} = if_not_exists({P_VER}, :zero) + :one REMOVE {P_LOCK}, {P_TOKEN}, {P_LEASE}"
-        );
-        let mut condition = format!(
-            "attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {}",
-            locking::lock_condition(options.lock_token.as_ref())
-        );
-        let now_ms = now_millis();
-        let (key_name, key) = self.key(id);
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(key_name, key)
-            .expression_attribute_values(":data", s(encoded))
-            .expression_attribute_values(":exp", n(self.new_expiry()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now_secs()));
-        match &options.lock_token {
-            Some(token) => request = request.expression_attribute_values(":token", s(token.as_str())),
-            None => request = request.expression_attribute_values(":now_ms", n(now_ms)),
+        stored: Option<StoredData>,
+        guard: Expr,
+        write_id: &str,
+        now: Now,
+    ) -> Result<Conditional<Session>, SessionError> {
+        let config = &self.config;
+        let (set_data, remove_data) = match stored {
+            Some(_) => (format!("{P_DATA} = :data, "), ""),
+            None => (String::new(), ", #data"),
+        };
+        let mut update = Expr::new(format!(
+            "SET {set_data}{P_EXP} = :new_expires, #ver = if_not_exists(#ver, :zero) + :one, #wid = :write_id \
+             REMOVE {REMOVE_LOCK}{remove_data}"
+        ))
+        .name(P_DATA, &config.data_attribute)
+        .name(P_EXP, &config.session_lifetime_attribute)
+        .name("#ver", VERSION)
+        .name("#wid", WRITE_ID)
+        .value(":new_expires", attr_n(self.new_expiry(now)))
+        .value(":zero", attr_n(0))
+        .value(":one", attr_n(1))
+        .value(":write_id", attr_s(write_id));
+        if let Some(stored) = &stored {
+            update = update.value(":data", stored.attribute_value());
         }
-        match options.expected_version {
-            // A PHP-written item has no version attribute: it is version 0.
-            Some(0) => condition.push_str(&format!(" AND attribute_not_exists({P_VER})")),
-            Some(version) => {
-                condition.push_str(&format!(" AND {P_VER} = :version"));
-                request = request.expression_attribute_values(":version", n(version));
-            }
-            None => {}
-        }
-        let out = request
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&update, &condition])))
-            .update_expression(update)
-            .condition_expression(condition)
+        let result = self
+            .update_item(id)
+            .update(bind_lock_names(update))
+            .condition(conditions::live(config, now).and(guard))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result_item(result_or_failure(out)) {
-            Ok(item) => self.session(id, &Record::decode(&self.config, &item), None),
-            Err(failure) => Err(self.explain(id, failure, options, now_ms).await),
+        match self.refused_or("UpdateItem", id, result.map(|out| out.attributes.unwrap_or_default())).await? {
+            Ok(item) => Ok(Ok(self.session(id, &Record::decode(config, &item), None)?)),
+            Err(old) => Ok(Err(old)),
         }
     }
 
-    /// Destroys a session; destroying an absent one succeeds. A session that
-    /// someone else has locked is Locked.
+    /// Destroys a session; destroying an absent or expired one succeeds. A
+    /// session another request has locked is waited for, then Locked; with
+    /// the caller's token, a lock that is no longer the caller's is LockLost.
     pub async fn destroy(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<(), SessionError> {
-        let mut condition = format!(
-            "attribute_not_exists({P_KEY}) OR {P_EXP} < :now OR attribute_not_exists({P_LOCK}) OR {P_LEASE} < :now_ms"
-        );
-        let (key_name, key) = self.key(id);
-        let mut request = self
-            .client
-            .delete_item()
-            .table_name(&self.config.table_name)
-            .key(key_name, key)
-            .expression_attribute_values(":now", n(now_secs()))
-            .expression_attribute_values(":now_ms", n(now_millis()));
-        if let Some(token) = lock_token {
-            condition.push_str(&format!(" OR {P_TOKEN} = :token"));
-            request = request.expression_attribute_values(":token", s(token.as_str()));
+        let config = &self.config;
+        let mut wait = LockWait::new(config);
+        loop {
+            let now = Now::sample();
+            let dead = conditions::live(config, now).negate();
+            let allowed = match lock_token {
+                Some(token) => token.held(),
+                None => lock_free(now),
+            };
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&config.table_name)
+                .key(&config.hash_key, self.key(id))
+                .condition(dead.or(allowed))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match self.refused_or("DeleteItem", id, result).await? {
+                Ok(_) | Err(None) => return Ok(()),
+                Err(Some(_)) if lock_token.is_some() => return Err(SessionError::LockLost),
+                Err(Some(old)) => self.wait_for_release(id, old, &mut wait).await?,
+            }
         }
-        request
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&condition])))
-            .condition_expression(condition)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => SessionError::Locked,
-                _ => SessionError::dynamo("DeleteItem", e),
-            })?;
-        Ok(())
     }
 
-    /// Gives the session a new id with the same data and removes the old
-    /// item, in one transaction (PHP's `session_regenerate_id(true)`).
+    /// Gives the session a new id with the same data (its stored bytes, as
+    /// they are) and removes the old item, in one transaction (PHP's
+    /// `session_regenerate_id(true)`).
     pub async fn regenerate(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<Session, SessionError> {
-        let record = self.fetch_live(id, true).await?;
-        let options = WriteOptions { expected_version: Some(record.version), lock_token: lock_token.cloned() };
-        if record.lock_is_live(now_millis()) && !lock_token.is_some_and(|t| record.held_by(t.as_str())) {
-            return Err(SessionError::Locked);
-        }
-        let data = record.data_object()?;
-        let encoded = self.encode(&data)?;
-        let new_id = SessionId::generate();
-        let expires = self.new_expiry();
-        let (key_name, new_key) = self.key(&new_id);
-        let put_condition = format!("attribute_not_exists({P_KEY})");
-        let put = Put::builder()
-            .table_name(&self.config.table_name)
-            .item(&key_name, new_key)
-            .item(&self.config.data_attribute, s(encoded))
-            .item(&self.config.session_lifetime_attribute, n(expires))
-            .item(VERSION, n(1))
-            .item(CREATED, n(now_secs()))
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&put_condition])))
-            .condition_expression(put_condition)
-            .build()
-            .expect("table, item and condition are set");
-
-        let version_condition = match record.version {
-            0 => format!("attribute_not_exists({P_VER})"),
-            _ => format!("{P_VER} = :version"),
-        };
-        let delete_condition = format!(
-            "attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {version_condition} AND {}",
-            locking::lock_condition(lock_token)
-        );
-        let (_, old_key) = self.key(id);
-        let mut delete = Delete::builder()
-            .table_name(&self.config.table_name)
-            .key(&key_name, old_key)
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&delete_condition])))
-            .expression_attribute_values(":now", n(now_secs()));
-        if record.version != 0 {
-            delete = delete.expression_attribute_values(":version", n(record.version));
-        }
-        delete = match lock_token {
-            Some(token) => delete.expression_attribute_values(":token", s(token.as_str())),
-            None => delete.expression_attribute_values(":now_ms", n(now_millis())),
-        };
-        let delete = delete.condition_expression(delete_condition).build().expect("table, key and condition are set");
-
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Session { id: new_id, data, expires, version: 1, lock_token: None }),
-            Err(e) => match e.as_service_error() {
-                Some(se) if se.is_transaction_canceled_exception() => {
-                    Err(self.explain(id, Failure::Condition(None), &options, now_millis()).await)
+        let config = &self.config;
+        let mut wait = LockWait::new(config);
+        loop {
+            let now = Now::sample();
+            let record = self.fetch_live(id, true, now).await?;
+            let allowed = match lock_token {
+                Some(token) if token.holds(&record) => token.held(),
+                Some(_) => return Err(SessionError::LockLost),
+                None if lock_is_live(&record, now) => {
+                    self.wait_for_release(id, record, &mut wait).await?;
+                    continue;
                 }
-                _ => Err(SessionError::dynamo("TransactWriteItems", e)),
-            },
+                None => lock_free(now).and(conditions::unchanged_since(config, &record)),
+            };
+            // Refuse undecodable data before anything changes.
+            let data = record.decode_data(config)?;
+            let new_id = SessionId::generate();
+            let expires = self.new_expiry(now);
+            let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
+            item.insert(WRITE_ID.into(), attr_s(random_marker()));
+            let put = Put::builder()
+                .table_name(&config.table_name)
+                .set_item(Some(item.clone()))
+                .condition(conditions::absent(config))
+                .build()
+                .expect("table, item and condition are set");
+            let delete = Delete::builder()
+                .table_name(&config.table_name)
+                .key(&config.hash_key, self.key(id))
+                .condition(conditions::live(config, now).and(allowed))
+                .build()
+                .expect("table, key and condition are set");
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(TransactWriteItem::builder().delete(delete).build())
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    let new = Record::decode(config, &item);
+                    return Ok(Session { id: new_id, data, expires, etag: new.etag(), lock_token: None });
+                }
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(se) if se.is_transaction_canceled_exception() => match se {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                        cancelled,
+                    ) => cancelled.cancellation_reasons().to_vec(),
+                    _ => Vec::new(),
+                },
+                _ => match SessionError::dynamo("TransactWriteItems", err) {
+                    busy if busy.is_transaction_conflict() => {
+                        wait.pause(None, busy).await?;
+                        continue;
+                    }
+                    other => return Err(other),
+                },
+            };
+            match SessionError::from_cancellation("TransactWriteItems", &reasons) {
+                Some(busy) if busy.is_transaction_conflict() => wait.pause(None, busy).await?,
+                Some(other) => return Err(other),
+                // A condition failed: the old session changed, expired or was
+                // locked since our read (or, never in practice, the new id was
+                // taken). With a token that means our lock is gone.
+                None if lock_token.is_some() => {
+                    return match self.fetch_live(id, true, Now::sample()).await {
+                        Err(SessionError::NotFound) => Err(SessionError::NotFound),
+                        _ => Err(SessionError::LockLost),
+                    };
+                }
+                None => wait.pause(None, SessionError::Conflict).await?,
+            }
         }
     }
+}
 
-    /// Releases the caller's lock without writing. Unlocking a session that
-    /// holds no lock succeeds; one that someone else holds is Locked.
-    pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
-        let update = format!("REMOVE {P_LOCK}, {P_TOKEN}, {P_LEASE}");
-        let condition = format!("attribute_exists({P_KEY}) AND {P_EXP} >= :now AND {P_TOKEN} = :token");
-        let (key_name, key) = self.key(id);
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(key_name, key)
-            .set_expression_attribute_names(Some(names_for(&self.config, &[&update, &condition])))
-            .expression_attribute_values(":now", n(now_secs()))
-            .expression_attribute_values(":token", s(token.as_str()))
-            .update_expression(update)
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result_or_failure(out) {
-            Ok(_) => Ok(()),
-            Err(failure) => match self
-                .explain(
-                    id,
-                    failure,
-                    &WriteOptions { expected_version: None, lock_token: Some(token.clone()) },
-                    now_millis(),
-                )
-                .await
-            {
-                // No lock at all: nothing to release.
-                SessionError::Conflict => Ok(()),
-                err => Err(err),
-            },
+/// The old item a refused conditional request carries.
+pub(crate) trait ConditionFailure {
+    /// Some(item or None) when the condition failed; None for other errors.
+    fn old_item(&self) -> Option<Option<Item>>;
+}
+
+macro_rules! condition_failure {
+    ($($error:path),* $(,)?) => {$(
+        impl ConditionFailure for $error {
+            fn old_item(&self) -> Option<Option<Item>> {
+                match self {
+                    Self::ConditionalCheckFailedException(failed) => Some(failed.item.clone()),
+                    _ => None,
+                }
+            }
         }
-    }
-
-    /// Says why a conditional write failed, from the item's old state (as
-    /// returned with the failure, or read again when it was not), judged at
-    /// `now_ms`, the time the request's condition used: judged later, a lease
-    /// that had not run out then could look run out.
-    async fn explain(&self, id: &SessionId, failure: Failure, options: &WriteOptions, now_ms: i64) -> SessionError {
-        let old = match failure {
-            Failure::Condition(Some(item)) => Some(Record::decode(&self.config, &item)),
-            Failure::Condition(None) => match self.fetch(id, true).await {
-                Ok(record) => record,
-                Err(err) => return err,
-            },
-            Failure::Other(err) => return err,
-        };
-        let Some(old) = old.filter(|r| r.is_live(now_ms.div_euclid(1000))) else {
-            return SessionError::NotFound;
-        };
-        let holds_lock = options.lock_token.as_ref().is_some_and(|t| old.held_by(t.as_str()));
-        if old.lock_is_live(now_ms) && !holds_lock {
-            return SessionError::Locked;
-        }
-        // Either the version moved on, or the caller's lock was taken over and
-        // released since: both mean the session changed under the caller.
-        SessionError::Conflict
-    }
+    )*};
 }
 
-/// Sleeps a jittered retry delay unless that would pass the deadline; None
-/// means the wait is over.
-async fn wait_before_retry(config: &Config, deadline: Instant) -> Option<()> {
-    let delay = locking::retry_delay(config);
-    if Instant::now() + delay > deadline {
-        return None;
-    }
-    tokio::time::sleep(delay).await;
-    Some(())
-}
-
-/// Why a conditional write did not go through.
-enum Failure {
-    /// The condition failed; the item's old state when DynamoDB returned it.
-    Condition(Option<Item>),
-    Other(SessionError),
-}
-
-fn result_or_failure(
-    out: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
-) -> Result<UpdateItemOutput, Failure> {
-    out.map_err(|e| match e {
-        SdkError::ServiceError(ref se) => match se.err() {
-            UpdateItemError::ConditionalCheckFailedException(ccf) => Failure::Condition(ccf.item.clone()),
-            _ => Failure::Other(SessionError::dynamo("UpdateItem", e)),
-        },
-        _ => Failure::Other(SessionError::dynamo("UpdateItem", e)),
-    })
-}
-
-fn result_item(out: Result<UpdateItemOutput, Failure>) -> Result<Item, Failure> {
-    out.map(|o| o.attributes.unwrap_or_default())
-}
+condition_failure!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
+);
