@@ -366,17 +366,20 @@ impl Ledger {
         self.resize(table, now);
     }
 
+    /// Fits the table's buckets to its capacity now, creating them if it has
+    /// none yet: a table's buckets start when the simulator first learns its
+    /// capacity (its CreateTable, or its first request).
     fn resize(&mut self, table: &str, now: Duration) {
         let capacity = self.capacity(table);
-        let burst = self.config.burst_seconds;
-        let Some(state) = self.tables.get_mut(table) else { return };
+        let (burst, initial) = (self.config.burst_seconds, self.config.initial_credit);
+        let state = self.tables.entry(table.to_string()).or_default();
         match capacity {
             Some(TableCapacity::Provisioned(t)) => {
-                if let Some(bucket) = state.read.as_mut() {
-                    bucket.resize(t.read, burst, now);
-                }
-                if let Some(bucket) = state.write.as_mut() {
-                    bucket.resize(t.write, burst, now);
+                for (slot, rate) in [(&mut state.read, t.read), (&mut state.write, t.write)] {
+                    match slot {
+                        Some(bucket) => bucket.resize(rate, burst, now),
+                        None => *slot = Some(TokenBucket::new(rate, burst, initial, now)),
+                    }
                 }
             }
             _ => {

@@ -81,7 +81,8 @@ pub(crate) fn transaction_throttled(action_tables: &[String], throttled: &[Strin
     error_response(
         StatusCode::BAD_REQUEST,
         "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-        json!({"message": message, "CancellationReasons": reasons}),
+        // DynamoDB spells this one `Message`.
+        json!({"Message": message, "CancellationReasons": reasons}),
         request_id,
     )
 }
