@@ -41,7 +41,10 @@ fn one_attempt(url: &str) -> Client {
     with(url, |b| b.retry_config(RetryConfig::disabled()))
 }
 
-fn with(url: &str, customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder) -> Client {
+fn with(
+    url: &str,
+    customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+) -> Client {
     Client::from_conf(customize(emulator::client(url).config().to_builder()).build())
 }
 
@@ -103,14 +106,7 @@ async fn capacity_get_item_is_charged_per_4kb_and_half_when_eventually_consisten
     let get = |id: &'static str, consistent: bool| {
         let (client, table) = (client.clone(), table.clone());
         async move {
-            client
-                .get_item()
-                .table_name(&table)
-                .key("id", s(id))
-                .consistent_read(consistent)
-                .send()
-                .await
-                .expect("get")
+            client.get_item().table_name(&table).key("id", s(id)).consistent_read(consistent).send().await.expect("get")
         }
     };
     assert_eq!(charged(&sim, &table, get("small", true)).await, (1.0, 0.0));
@@ -145,7 +141,11 @@ async fn capacity_writes_are_charged_per_kb_on_the_larger_of_before_and_after() 
 
     assert_eq!(charged(&sim, &table, put(&client, &table, "a", 1024)).await, (0.0, 1.0), "exactly 1 KB");
     assert_eq!(charged(&sim, &table, put(&client, &table, "b", 2560)).await, (0.0, 3.0), "2.5 KB: three units");
-    assert_eq!(charged(&sim, &table, put(&client, &table, "b", 100)).await, (0.0, 3.0), "shrinking pays for the old item");
+    assert_eq!(
+        charged(&sim, &table, put(&client, &table, "b", 100)).await,
+        (0.0, 3.0),
+        "shrinking pays for the old item"
+    );
     let grow = client
         .update_item()
         .table_name(&table)
@@ -155,7 +155,11 @@ async fn capacity_writes_are_charged_per_kb_on_the_larger_of_before_and_after() 
         .send();
     assert_eq!(charged(&sim, &table, async { grow.await.unwrap() }).await, (0.0, 3.0), "1 KB grown to 3 KB");
     let delete = client.delete_item().table_name(&table).key("id", s("a")).send();
-    assert_eq!(charged(&sim, &table, async { delete.await.unwrap() }).await, (0.0, 3.0), "a delete pays for the old item");
+    assert_eq!(
+        charged(&sim, &table, async { delete.await.unwrap() }).await,
+        (0.0, 3.0),
+        "a delete pays for the old item"
+    );
     let delete_missing = client.delete_item().table_name(&table).key("id", s("nothing")).send();
     assert_eq!(charged(&sim, &table, async { delete_missing.await.unwrap() }).await, (0.0, 1.0));
 }
@@ -239,7 +243,8 @@ async fn capacity_transactions_cost_double() {
             .put(Put::builder().table_name(&table).set_item(Some(item_of_size(id, bytes))).build().unwrap())
             .build()
     };
-    let transaction = client.transact_write_items().transact_items(put_of("one", 1000)).transact_items(put_of("three", 2500)).send();
+    let transaction =
+        client.transact_write_items().transact_items(put_of("one", 1000)).transact_items(put_of("three", 2500)).send();
     let (_, units) = charged(&sim, &table, async { transaction.await.unwrap() }).await;
     assert_eq!(units, 2.0 * (1.0 + 3.0));
 }
@@ -289,7 +294,9 @@ async fn capacity_batch_writes_are_charged_per_item() {
         .batch_write_item()
         .request_items(&table, vec![request("a", 500), request("b", 1500), request("c", 2500)])
         .send();
-    let (_, units) = charged(&sim, &table, async { assert!(batch.await.unwrap().unprocessed_items().is_none_or(|u| u.is_empty())) }).await;
+    let (_, units) =
+        charged(&sim, &table, async { assert!(batch.await.unwrap().unprocessed_items().is_none_or(|u| u.is_empty())) })
+            .await;
     assert_eq!(units, 1.0 + 2.0 + 3.0, "each item rounded up on its own");
 }
 
@@ -341,11 +348,11 @@ async fn capacity_reads_of_several_items_round_each_item_or_each_page() {
 fn rich_item(id: &str, bytes: usize) -> std::collections::HashMap<String, AttributeValue> {
     use aws_sdk_dynamodb::primitives::Blob;
     let mut item: std::collections::HashMap<String, AttributeValue> = [
-        ("id".to_string(), s(id)),                                          // 2 + len(id)
-        ("n".to_string(), AttributeValue::N("-123.4500".into())),            // 1 + (2 + 1 + 1 + 1) = 6
-        ("b".to_string(), AttributeValue::B(Blob::new(vec![0u8; 10]))),     // 1 + 10
-        ("t".to_string(), AttributeValue::Bool(true)),                       // 1 + 1
-        ("z".to_string(), AttributeValue::Null(true)),                       // 1 + 1
+        ("id".to_string(), s(id)),                                      // 2 + len(id)
+        ("n".to_string(), AttributeValue::N("-123.4500".into())),       // 1 + (2 + 1 + 1 + 1) = 6
+        ("b".to_string(), AttributeValue::B(Blob::new(vec![0u8; 10]))), // 1 + 10
+        ("t".to_string(), AttributeValue::Bool(true)),                  // 1 + 1
+        ("z".to_string(), AttributeValue::Null(true)),                  // 1 + 1
         ("l".to_string(), AttributeValue::L(vec![s("ab"), AttributeValue::N("7".into())])), // 1 + 3 + 3 + 3
         ("m".to_string(), AttributeValue::M([("k".to_string(), s("v"))].into())), // 1 + 3 + 3
         ("ss".to_string(), AttributeValue::Ss(vec!["a".into(), "bc".into()])), // 2 + 3
@@ -394,12 +401,16 @@ fn strict(read: u32, write: u32) -> SimulatorConfig {
         .manual_clock()
 }
 
-/// How many of `n` one-attempt small writes get through, asserting every
-/// refusal is DynamoDB's throttling error.
+/// How many of `n` one-attempt small (1 WCU) writes get through, asserting
+/// every refusal is DynamoDB's throttling error.
 async fn writes_accepted(client: &Client, table: &str, n: usize) -> usize {
+    writes_of_size_accepted(client, table, n, 100).await
+}
+
+async fn writes_of_size_accepted(client: &Client, table: &str, n: usize, bytes: usize) -> usize {
     let mut accepted = 0;
     for i in 0..n {
-        match client.put_item().table_name(table).set_item(Some(item_of_size(&format!("w{i}"), 100))).send().await {
+        match client.put_item().table_name(table).set_item(Some(item_of_size(&format!("w{i}"), bytes))).send().await {
             Ok(_) => accepted += 1,
             Err(err) => assert_eq!(err.code(), Some("ProvisionedThroughputExceededException"), "{err:?}"),
         }
@@ -459,9 +470,8 @@ async fn throttling_the_sdk_retries_a_throttled_request_as_throttling() {
 async fn throttling_keeps_the_accepted_rate_within_the_provisioned_rate() {
     // Real time: a tight loop for about two seconds at 5 WCU, no burst, empty
     // buckets. Counts are asserted with margins; no elapsed time of our own.
-    let config = SimulatorConfig::default().capacity(
-        CapacityConfig::new(Throughput::new(5, 5)).burst_seconds(0).initial_credit(InitialCredit::Empty),
-    );
+    let config = SimulatorConfig::default()
+        .capacity(CapacityConfig::new(Throughput::new(5, 5)).burst_seconds(0).initial_credit(InitialCredit::Empty));
     let sim = start(config).await;
     let client = one_attempt(&sim.url());
     let table = table_name("rate");
@@ -499,7 +509,8 @@ async fn throttling_burst_credit_accumulates_while_idle_up_to_300_seconds() {
     sim.advance_clock(Duration::from_secs(10));
     assert_eq!(writes_accepted(&client, &table, 12).await, 10, "ten idle seconds at 1 WCU");
     sim.advance_clock(Duration::from_secs(3600));
-    assert_eq!(writes_accepted(&client, &table, 310).await, 300, "an idle hour keeps 300 s worth");
+    // 10 KB writes, 10 WCU each: 30 of them spend 300 units.
+    assert_eq!(writes_of_size_accepted(&client, &table, 35, 10 * 1024).await, 30, "an idle hour keeps 300 s worth");
 }
 
 #[tokio::test]
@@ -529,7 +540,8 @@ async fn throttling_a_transaction_is_cancelled_not_retried() {
             .build()
     };
     let before = sim.stats().table(&table).requests;
-    let err = client.transact_write_items().transact_items(put_of("a")).transact_items(put_of("b")).send().await.unwrap_err();
+    let err =
+        client.transact_write_items().transact_items(put_of("a")).transact_items(put_of("b")).send().await.unwrap_err();
     assert_eq!(err.code(), Some("TransactionCanceledException"));
     let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
         cancelled,
@@ -578,4 +590,208 @@ async fn throttling_spares_on_demand_tables_and_describe_table_reports_the_simul
     assert_eq!(throughput(&client.describe_table().table_name(&behind).send().await.unwrap()), (Some(11), Some(12)));
     sim.advance_clock(Duration::from_secs(1));
     assert_eq!(writes_accepted(&client, &behind, 20).await, 12);
+}
+
+// ---------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------
+
+/// What one call came back with, as a test can compare it.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Ok,
+    Service { status: u16, code: String },
+    Dispatch,
+    Timeout,
+    Other(String),
+}
+
+fn seen<O, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Seen {
+    match result {
+        Ok(_) => Seen::Ok,
+        Err(SdkError::ServiceError(err)) => Seen::Service {
+            status: err.raw().status().as_u16(),
+            code: err.err().code().unwrap_or_default().to_string(),
+        },
+        Err(SdkError::DispatchFailure(_)) => Seen::Dispatch,
+        Err(SdkError::TimeoutError(_)) => Seen::Timeout,
+        Err(other) => Seen::Other(format!("{other:?}")),
+    }
+}
+
+/// Sends `n` one-attempt GetItems through a fresh simulator with `faults`;
+/// returns what each saw and the simulator.
+async fn run_gets(faults: &str, n: usize) -> (Vec<Seen>, RunningSimulator) {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = one_attempt(&sim.url());
+    let table = table_name("faults");
+    create_table(&client, &table, None).await;
+    sim.set_faults(faults.parse().unwrap()).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..n {
+        outcomes.push(seen(client.get_item().table_name(&table).key("id", s("k")).send().await));
+    }
+    (outcomes, sim)
+}
+
+#[tokio::test]
+async fn faults_each_kind_lands_at_its_probability_and_the_same_seed_repeats_it() {
+    let cases = [
+        ("500", Seen::Service { status: 500, code: "InternalServerError".into() }),
+        ("503", Seen::Service { status: 503, code: "ServiceUnavailable".into() }),
+        ("throttle", Seen::Service { status: 400, code: "ThrottlingException".into() }),
+        ("ptee", Seen::Service { status: 400, code: "ProvisionedThroughputExceededException".into() }),
+        ("reset", Seen::Dispatch),
+        ("after-500", Seen::Service { status: 500, code: "InternalServerError".into() }),
+        ("after-reset", Seen::Dispatch),
+    ];
+    for (kind, expected) in cases {
+        let spec = format!("{kind}=0.3,seed=11");
+        let (outcomes, sim) = run_gets(&spec, 40).await;
+        let hits = outcomes.iter().filter(|o| **o == expected).count();
+        assert_eq!(hits + outcomes.iter().filter(|o| **o == Seen::Ok).count(), 40, "{kind}: {outcomes:?}");
+        assert_eq!(sim.stats().faults_of(kind), hits as u64, "{kind}");
+        // 40 draws at p = 0.3: 12 expected; the seed fixes the count, the range checks the rate.
+        assert!((4..=21).contains(&hits), "{kind}: {hits} of 40 at p = 0.3");
+        if matches!(kind, "500" | "after-reset") {
+            let (again, _) = run_gets(&spec, 40).await;
+            assert_eq!(again, outcomes, "{kind}: the same seed, the same faults");
+        }
+    }
+    let (never, _) = run_gets("500=0,reset=0,seed=3", 30).await;
+    assert!(never.iter().all(|o| *o == Seen::Ok));
+}
+
+#[tokio::test]
+async fn faults_the_sdk_retries_what_dynamodb_would_have_it_retry() {
+    let sim = start(SimulatorConfig::default()).await;
+    let table = table_name("retry");
+    create_table(&one_attempt(&sim.url()), &table, None).await;
+    let retrying = with(&sim.url(), |b| {
+        b.retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+    });
+    for kind in ["500", "503", "throttle", "ptee", "reset"] {
+        sim.set_faults(format!("{kind}=1:times=2").parse().unwrap()).unwrap();
+        let before = sim.stats().requests;
+        let result = retrying.get_item().table_name(&table).key("id", s("k")).send().await;
+        assert!(result.is_ok(), "{kind}: retried to success: {result:?}");
+        assert_eq!(sim.stats().requests - before, 3, "{kind}: two faults, then the answer");
+    }
+}
+
+#[tokio::test]
+async fn faults_a_stall_ends_in_the_sdks_timeout() {
+    let sim = start(SimulatorConfig::default()).await;
+    let table = table_name("stall");
+    create_table(&one_attempt(&sim.url()), &table, None).await;
+    sim.set_faults("stall=1:for=30s:op=GetItem".parse().unwrap()).unwrap();
+    let impatient = with(&sim.url(), |b| {
+        b.retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_millis(300)).build())
+    });
+    let stalled = seen(impatient.get_item().table_name(&table).key("id", s("k")).send().await);
+    assert_eq!(stalled, Seen::Timeout);
+    assert_eq!(sim.stats().faults_of("stall"), 1);
+    // Latency long enough to outlast the timeout has the same effect, on PutItem only.
+    sim.set_faults("latency=30s:op=PutItem".parse().unwrap()).unwrap();
+    let slow = seen(impatient.put_item().table_name(&table).set_item(Some(item_of_size("x", 100))).send().await);
+    assert_eq!(slow, Seen::Timeout);
+    assert_eq!(seen(impatient.get_item().table_name(&table).key("id", s("k")).send().await), Seen::Ok);
+    assert_eq!(sim.stats().faults_of("latency"), 1);
+}
+
+#[tokio::test]
+async fn faults_are_filtered_by_operation_and_table() {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = one_attempt(&sim.url());
+    let (hit, spared) = (table_name("hit"), table_name("spared"));
+    create_table(&client, &hit, None).await;
+    create_table(&client, &spared, None).await;
+    sim.set_faults(
+        FaultConfig::seeded(1)
+            .rule(FaultRule::new(FaultKind::InternalServerError, 1.0).operations(["UpdateItem"]).tables([hit.clone()])),
+    )
+    .unwrap();
+    let update = |table: &str| {
+        client
+            .update_item()
+            .table_name(table)
+            .key("id", s("k"))
+            .update_expression("SET v = :v")
+            .expression_attribute_values(":v", s("1"))
+            .send()
+    };
+    assert_eq!(seen(update(&hit).await), Seen::Service { status: 500, code: "InternalServerError".into() });
+    assert_eq!(seen(update(&spared).await), Seen::Ok);
+    assert_eq!(seen(client.put_item().table_name(&hit).set_item(Some(item_of_size("k", 100))).send().await), Seen::Ok);
+    let stats = sim.stats();
+    assert_eq!(stats.table(&hit).faults.get("500"), Some(&1));
+    assert!(stats.table(&spared).faults.is_empty());
+}
+
+#[tokio::test]
+async fn faults_after_apply_leave_the_write_applied_upstream() {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = one_attempt(&sim.url());
+    let direct = emulator::client(upstream());
+    let table = table_name("after");
+    create_table(&client, &table, None).await;
+
+    for (kind, expected) in [
+        ("after-500", Seen::Service { status: 500, code: "InternalServerError".into() }),
+        ("after-reset", Seen::Dispatch),
+    ] {
+        sim.set_faults(format!("{kind}=1:op=PutItem:times=1").parse().unwrap()).unwrap();
+        let id = format!("landed-{kind}");
+        let answer = seen(client.put_item().table_name(&table).set_item(Some(item_of_size(&id, 100))).send().await);
+        assert_eq!(answer, expected, "{kind}");
+        let stored = direct.get_item().table_name(&table).key("id", s(&id)).consistent_read(true).send().await.unwrap();
+        assert!(stored.item().is_some(), "{kind}: the write landed though the client saw a failure");
+    }
+
+    // The hazard the library must handle: the SDK retries a create-if-absent
+    // that already landed, and the retry finds its own write.
+    sim.set_faults("after-500=1:op=PutItem:times=1".parse().unwrap()).unwrap();
+    let retrying = with(&sim.url(), |b| {
+        b.retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+    });
+    let create = retrying
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item_of_size("once", 100)))
+        .condition_expression("attribute_not_exists(id)")
+        .send()
+        .await;
+    assert_eq!(seen(create), Seen::Service { status: 400, code: "ConditionalCheckFailedException".into() });
+    assert_eq!(sim.stats().faults_of("after-500"), 2);
+}
+
+#[tokio::test]
+async fn stats_are_served_as_json_on_the_same_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = SimulatorConfig::default()
+        .capacity(CapacityConfig::new(Throughput::new(5, 5)))
+        .faults("ptee=1:op=GetItem:times=1,seed=2".parse().unwrap());
+    let sim = start(config).await;
+    let client = one_attempt(&sim.url());
+    let table = table_name("stats");
+    create_table(&client, &table, Some((5, 5))).await;
+    put(&client, &table, "k", 2000).await;
+    let _ = client.get_item().table_name(&table).key("id", s("k")).send().await;
+
+    let mut stream = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    stream.write_all(b"GET /__simulator/stats HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let stats: serde_json::Value = serde_json::from_str(body).unwrap();
+    let entry = &stats["tables"][&table];
+    assert_eq!(entry["write_units"], 2.0);
+    assert_eq!(entry["capacity"], "5/5");
+    assert_eq!(entry["faults"]["ptee"], 1);
+    assert_eq!(stats["faults"]["ptee"], 1);
+    assert_eq!(stats["requests"], 3);
 }

@@ -50,7 +50,9 @@ impl FromStr for Throughput {
         let units = |part: &str, what: &str| -> Result<u32, SpecError> {
             match part.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
-                _ => Err(SpecError::new(format!("`{text}`: {what} capacity units must be a whole number of at least 1"))),
+                _ => {
+                    Err(SpecError::new(format!("`{text}`: {what} capacity units must be a whole number of at least 1")))
+                }
             }
         };
         Ok(Self { read: units(read, "read")?, write: units(write, "write")? })

@@ -75,9 +75,7 @@ fn add(tables: &mut Vec<(String, f64)>, table: &str, units: f64) {
 /// (CreateTable, DescribeTable, ...) and PartiQL, which are not metered.
 pub(crate) fn demand(op: &str, body: &Value) -> Option<Demand> {
     let table = || body.get("TableName").and_then(Value::as_str).map(str::to_string);
-    let single = |access, units| {
-        table().map(|name| Demand { access, tables: vec![(name, units)], transaction: false })
-    };
+    let single = |access, units| table().map(|name| Demand { access, tables: vec![(name, units)], transaction: false });
     match op {
         "GetItem" | "Query" | "Scan" => single(Access::Read, read_minimum(consistent(body))),
         "PutItem" | "UpdateItem" | "DeleteItem" => single(Access::Write, 1.0),
@@ -160,7 +158,9 @@ pub(crate) fn value_size(value: &Value) -> usize {
         "NS" => strings(inner).map_or(0, |s| s.iter().map(|n| number_size(n)).sum()),
         "BS" => strings(inner).map_or(0, |s| s.iter().map(|b| base64_len(b)).sum()),
         "L" => inner.as_array().map_or(3, |list| 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>()),
-        "M" => inner.as_object().map_or(3, |map| 3 + map.iter().map(|(k, v)| k.len() + 1 + value_size(v)).sum::<usize>()),
+        "M" => {
+            inner.as_object().map_or(3, |map| 3 + map.iter().map(|(k, v)| k.len() + 1 + value_size(v)).sum::<usize>())
+        }
         _ => 0,
     }
 }
@@ -197,11 +197,12 @@ pub(crate) fn number_size(text: &str) -> usize {
 fn base64_len(text: &str) -> usize {
     let text = text.trim_end();
     let padding = text.bytes().rev().take_while(|&b| b == b'=').count();
-    (text.len() / 4 * 3 + match text.len() % 4 {
-        2 => 1,
-        3 => 2,
-        _ => 0,
-    })
+    (text.len() / 4 * 3
+        + match text.len() % 4 {
+            2 => 1,
+            3 => 2,
+            _ => 0,
+        })
     .saturating_sub(padding)
 }
 

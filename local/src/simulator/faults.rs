@@ -216,8 +216,7 @@ impl FromStr for FaultConfig {
                 .ok_or_else(|| SpecError::new(format!("`{item}`: expected KIND=VALUE, e.g. 500=0.05")))?;
             let (kind, value) = (kind.trim(), value.trim());
             if kind == "seed" {
-                config.seed =
-                    value.parse().map_err(|_| SpecError::new(format!("seed={value}: not a whole number")))?;
+                config.seed = value.parse().map_err(|_| SpecError::new(format!("seed={value}: not a whole number")))?;
                 continue;
             }
             let (mut probability, mut fault) = match kind {
@@ -257,9 +256,10 @@ impl FromStr for FaultConfig {
                     ("op", _) => rule.operations = list(),
                     ("table", _) => rule.tables = list(),
                     ("times", _) => {
-                        rule.times = Some(value.trim().parse().map_err(|_| {
-                            SpecError::new(format!("times={value} in `{item}`: not a whole number"))
-                        })?)
+                        rule.times =
+                            Some(value.trim().parse().map_err(|_| {
+                                SpecError::new(format!("times={value} in `{item}`: not a whole number"))
+                            })?)
                     }
                     ("p", FaultKind::Latency { .. }) => probability = parse_probability(value, "p")?,
                     ("for", FaultKind::Stall { hold }) => *hold = parse_duration(value)?,
@@ -373,7 +373,8 @@ mod tests {
 
     #[test]
     fn the_text_form_parses_every_kind_and_qualifier_and_prints_back() {
-        let text = "500=0.05,503=0.01,throttle=0.1:op=UpdateItem|PutItem,ptee=0.2:table=sessions,latency=10ms..50ms:p=0.5,\
+        let text =
+            "500=0.05,503=0.01,throttle=0.1:op=UpdateItem|PutItem,ptee=0.2:table=sessions,latency=10ms..50ms:p=0.5,\
                     stall=0.01:for=2s,reset=0.02:times=3,after-500=0.1,after-reset=1,seed=7";
         let config: FaultConfig = text.parse().unwrap();
         assert_eq!(config.seed, 7);
@@ -382,10 +383,7 @@ mod tests {
         assert_eq!(config.rules[3].tables, vec!["sessions"]);
         assert_eq!(
             config.rules[4],
-            FaultRule::new(
-                FaultKind::Latency { min: Duration::from_millis(10), max: Duration::from_millis(50) },
-                0.5
-            )
+            FaultRule::new(FaultKind::Latency { min: Duration::from_millis(10), max: Duration::from_millis(50) }, 0.5)
         );
         assert_eq!(config.rules[5].kind, FaultKind::Stall { hold: Duration::from_secs(2) });
         assert_eq!(config.rules[6].times, Some(3));

@@ -48,7 +48,9 @@ impl Upstream {
         let bad = |reason: &str| SimulatorError::Upstream { url: url.to_string(), reason: reason.to_string() };
         let base: Uri = url.trim().parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
         if base.scheme_str() != Some("http") {
-            return Err(bad("only plain http is supported (the simulator edits request bodies, so it fronts emulators, not AWS)"));
+            return Err(bad(
+                "only plain http is supported (the simulator edits request bodies, so it fronts emulators, not AWS)",
+            ));
         }
         if base.authority().is_none() {
             return Err(bad("no host"));
@@ -67,7 +69,8 @@ impl Upstream {
             .path_and_query(path)
             .build()
             .map_err(|e| e.to_string())?;
-        let mut request = Request::builder().method(method.clone()).uri(uri).body(Full::new(body)).map_err(|e| e.to_string())?;
+        let mut request =
+            Request::builder().method(method.clone()).uri(uri).body(Full::new(body)).map_err(|e| e.to_string())?;
         for (name, value) in headers {
             if !hop_by_hop(name) && name != HOST {
                 request.headers_mut().append(name.clone(), value.clone());
@@ -85,7 +88,12 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Accepts connections until the simulator is dropped.
-pub(crate) async fn serve(listener: TcpListener, upstream: Upstream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    upstream: Upstream,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let upstream = Arc::new(upstream);
     loop {
         tokio::select! {
@@ -220,7 +228,8 @@ fn control(shared: &Shared, request: &Request<Incoming>, id: &str) -> Response<B
             response
         }
         _ => {
-            let body = json!({"message": "unknown simulator endpoint: GET /__simulator/stats or /__simulator/settings"});
+            let body =
+                json!({"message": "unknown simulator endpoint: GET /__simulator/stats or /__simulator/settings"});
             wire::json_response(StatusCode::NOT_FOUND, body.to_string().into(), id)
         }
     }
@@ -254,8 +263,12 @@ impl Exchange<'_> {
         }
         if let Some(fault) = decision.fault {
             let before = match fault {
-                FaultKind::InternalServerError => Some(Outcome::Answer(DynamoError::InternalServerError.response(&self.id))),
-                FaultKind::ServiceUnavailable => Some(Outcome::Answer(DynamoError::ServiceUnavailable.response(&self.id))),
+                FaultKind::InternalServerError => {
+                    Some(Outcome::Answer(DynamoError::InternalServerError.response(&self.id)))
+                }
+                FaultKind::ServiceUnavailable => {
+                    Some(Outcome::Answer(DynamoError::ServiceUnavailable.response(&self.id)))
+                }
                 FaultKind::Throttling => Some(Outcome::Answer(DynamoError::Throttling.response(&self.id))),
                 FaultKind::ProvisionedThroughputExceeded => {
                     Some(Outcome::Answer(DynamoError::ProvisionedThroughputExceeded.response(&self.id)))
@@ -303,7 +316,9 @@ impl Exchange<'_> {
             if added_capacity && body.as_object_mut().and_then(|o| o.remove("ConsumedCapacity")).is_some() {
                 edited = true;
             }
-            if added_old_item && !answer.status.is_success() && body.as_object_mut().and_then(|o| o.remove("Item")).is_some()
+            if added_old_item
+                && !answer.status.is_success()
+                && body.as_object_mut().and_then(|o| o.remove("Item")).is_some()
             {
                 edited = true;
             }
@@ -336,7 +351,8 @@ impl Exchange<'_> {
     /// the item a failed condition found; returns which were added (and so are
     /// removed from the answer).
     fn ask_for_what_is_metered(&mut self) -> (bool, bool) {
-        let asked = |json: &Map<String, Value>, key: &str| json.get(key).and_then(Value::as_str).unwrap_or("NONE") != "NONE";
+        let asked =
+            |json: &Map<String, Value>, key: &str| json.get(key).and_then(Value::as_str).unwrap_or("NONE") != "NONE";
         let added_capacity = cost::reports_capacity(&self.operation) && !asked(&self.json, "ReturnConsumedCapacity");
         if added_capacity {
             self.json.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
@@ -355,7 +371,9 @@ impl Exchange<'_> {
     /// capacity would apply, so `PAY_PER_REQUEST` tables stay unlimited.
     async fn learn_billing_modes(&self, demand: &Demand) {
         let unknown: Vec<String> = match self.shared.ledger().as_ref() {
-            Some(ledger) => demand.tables.iter().map(|(t, _)| t.clone()).filter(|t| ledger.needs_billing_mode(t)).collect(),
+            Some(ledger) => {
+                demand.tables.iter().map(|(t, _)| t.clone()).filter(|t| ledger.needs_billing_mode(t)).collect()
+            }
             None => return,
         };
         for table in unknown {
@@ -427,7 +445,10 @@ impl Exchange<'_> {
             // DynamoDB charges a failed condition the existing item's size in
             // write units (1 when there is none); the answer carries no
             // ConsumedCapacity, so it is sized here from the old item.
-            let units = answer.get("Item").and_then(Value::as_object).map_or(1.0, |item| cost::write_units(cost::item_size(item)));
+            let units = answer
+                .get("Item")
+                .and_then(Value::as_object)
+                .map_or(1.0, |item| cost::write_units(cost::item_size(item)));
             return demand.tables.iter().map(|(table, _)| (table.clone(), units)).collect();
         }
         Vec::new()

@@ -62,7 +62,11 @@ const PROVISIONED_THROUGHPUT_EXCEEDED: &str = "The level of configured provision
 /// A transaction DynamoDB cancels for lack of capacity: `TransactionCanceledException`
 /// with one reason per action, `ProvisionedThroughputExceeded` on the throttled
 /// tables, `None` elsewhere. (The SDK does not retry it.)
-pub(crate) fn transaction_throttled(action_tables: &[String], throttled: &[String], request_id: &str) -> Response<Body> {
+pub(crate) fn transaction_throttled(
+    action_tables: &[String],
+    throttled: &[String],
+    request_id: &str,
+) -> Response<Body> {
     let reasons: Vec<Value> = action_tables
         .iter()
         .map(|table| {
@@ -74,10 +78,8 @@ pub(crate) fn transaction_throttled(action_tables: &[String], throttled: &[Strin
         })
         .collect();
     let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
-    let message = format!(
-        "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-        codes.join(", ")
-    );
+    let message =
+        format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", "));
     error_response(
         StatusCode::BAD_REQUEST,
         "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
