@@ -795,3 +795,80 @@ async fn stats_are_served_as_json_on_the_same_port() {
     assert_eq!(stats["faults"]["ptee"], 1);
     assert_eq!(stats["requests"], 3);
 }
+
+// ---------------------------------------------------------------------------
+// `sessions serve --capacity/--faults`
+// ---------------------------------------------------------------------------
+
+/// `sessions serve` with `args`, ports chosen by the system.
+fn serve(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sessions"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("PORT", "0")
+        .env("DYNAMODB_PORT", "0")
+        .env("TABLE_NAME", "sessions")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env_remove("SIMULATE_CAPACITY")
+        .env_remove("SIMULATE_FAULTS")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+#[test]
+fn serve_refuses_bad_simulator_flags_naming_the_flag() {
+    for (args, flag) in [
+        (&["--capacity", "5/0"][..], "--capacity"),
+        (&["--capacity", "five"][..], "--capacity"),
+        (&["--faults", "500=2"][..], "--faults"),
+        (&["--faults", "latency=20"][..], "--faults"),
+        (&["--capacity", "5/5", "--burst-seconds", "soon"][..], "--burst-seconds"),
+        (&["--capacity", "5/5", "--initial-credit", "half"][..], "--initial-credit"),
+    ] {
+        let output = serve(args).output().expect("sessions runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn serve_puts_the_simulator_in_front_and_prints_its_settings() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = serve(&["--capacity", "7/9", "--faults", "500=0.5:op=PutItem,seed=3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sessions starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Session API:");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = banner.join("\n");
+    let simulator = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("DynamoDB simulator: http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no simulator line in:\n{printed}"))
+        .to_string();
+    assert!(printed.contains("every table 7/9 RCU/WCU"), "{printed}");
+    assert!(printed.contains("500=0.5:op=PutItem,seed=3"), "{printed}");
+
+    let mut stream = std::net::TcpStream::connect(&simulator).unwrap();
+    stream.write_all(b"GET /__simulator/stats HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    child.kill().expect("the server stops");
+    let _ = child.wait();
+    let (_, body) = raw.split_once("\r\n\r\n").unwrap();
+    let stats: serde_json::Value = serde_json::from_str(body).unwrap();
+    // The server created its table through the simulator, with the simulated capacity.
+    assert_eq!(stats["tables"]["sessions"]["capacity"], "7/9", "{stats}");
+}

@@ -221,8 +221,10 @@ impl Shared {
         if let Some(ledger) = self.ledger().as_mut() {
             for (name, table) in stats.tables.iter_mut() {
                 table.capacity = ledger.capacity(name).map(|c| c.to_string());
-                table.read_credit = ledger.balance(name, Access::Read, now);
-                table.write_credit = ledger.balance(name, Access::Write, now);
+                // Milli-units: real-time refill leaves long fractions nobody needs.
+                let milli = |units: f64| (units * 1000.0).round() / 1000.0;
+                table.read_credit = ledger.balance(name, Access::Read, now).map(milli);
+                table.write_credit = ledger.balance(name, Access::Write, now).map(milli);
             }
         }
         stats
