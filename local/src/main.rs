@@ -80,7 +80,7 @@ struct SimulateArgs {
     #[arg(long, env = "SIMULATE_INITIAL_CREDIT", default_value = "full", requires = "capacity",
           value_parser = |s: &str| s.parse::<InitialCredit>())]
     initial_credit: InitialCredit,
-    /// Inject faults: KIND=VALUE[:QUALIFIER]... items, comma-separated, and seed=N.
+    /// Inject faults: `KIND=VALUE[:QUALIFIER]...` items, comma-separated, and `seed=N`.
     #[arg(
         long,
         env = "SIMULATE_FAULTS",

@@ -6,11 +6,12 @@
 //! | read: item size rounded up to 4 KB, 1 RCU each (strongly consistent), half for eventually consistent | upstream `ConsumedCapacity` |
 //! | GetItem of a missing item: 1 RCU strong, 0.5 eventually consistent | upstream |
 //! | write: item size rounded up to 1 KB, 1 WCU each, the larger of the item before and after | upstream |
-//! | failed conditional Put/Update/DeleteItem: the existing item's size in 1 KB units, 1 WCU when there is none | computed here: DynamoDB (and the emulator) return no `ConsumedCapacity` with the error; the simulator asks for the old item (`ReturnValuesOnConditionCheckFailure: ALL_OLD`) and sizes it with [`item_size`] |
+//! | failed conditional Put/Update/DeleteItem: the existing item's size in 1 KB units, 1 WCU when there is none | computed here: DynamoDB (and the emulator) return no `ConsumedCapacity` with the error; the simulator asks for the old item (`ReturnValuesOnConditionCheckFailure: ALL_OLD`, on `ConditionExpression` writes; a legacy `Expected` failure is charged 1) and sizes it by DynamoDB's size rules ([`value_size`]) |
 //! | transactions: twice the single-item cost, per item | upstream |
 //! | Scan/Query: the bytes scanned (not returned: before the filter, whatever the projection), summed over the page, rounded up to 4 KB once | upstream |
 //! | BatchWriteItem: each item as its own write; BatchGetItem: each item as its own read | upstream |
-//! | an answer without `ConsumedCapacity` (an upstream that does not report it) | the request's minimum, [`Demand`] |
+//! | a cancelled transaction (`TransactionCanceledException`) | not charged: DynamoDB does not document it |
+//! | an answer without `ConsumedCapacity` (an upstream that does not report it) | the request's minimum: 0.5/1 RCU per read item, 1 WCU per written item, 2 per transaction item |
 //!
 //! Every upstream number is checked against DynamoDB's documented figures by
 //! `local/tests/simulator.rs` (the `capacity_*` tests), so an upstream that gets
@@ -130,13 +131,13 @@ pub(crate) fn consumed(answer: &Value) -> Option<Vec<(String, f64)>> {
 }
 
 /// Write capacity units for an item of `bytes`: 1 per KB, rounded up, at least 1.
-pub(crate) fn write_units(bytes: usize) -> f64 {
+pub fn write_units(bytes: usize) -> f64 {
     bytes.div_ceil(1024).max(1) as f64
 }
 
 /// An item's size by DynamoDB's rules, from its wire form (`{"name": {"S": ...}}`):
 /// each attribute's name in UTF-8 bytes plus its value's size ([`value_size`]).
-pub(crate) fn item_size(item: &serde_json::Map<String, Value>) -> usize {
+pub fn item_size(item: &serde_json::Map<String, Value>) -> usize {
     item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
@@ -144,7 +145,7 @@ pub(crate) fn item_size(item: &serde_json::Map<String, Value>) -> usize {
 /// bytes; numbers by significant digits ([`number_size`]); booleans and null
 /// 1 byte; sets the sum of their elements; lists and maps 3 bytes, plus 1 byte
 /// per element, plus (maps) each key's bytes, plus the elements' sizes.
-pub(crate) fn value_size(value: &Value) -> usize {
+pub fn value_size(value: &Value) -> usize {
     fn strings(v: &Value) -> Option<Vec<&str>> {
         v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect())
     }
@@ -170,7 +171,7 @@ pub(crate) fn value_size(value: &Value) -> usize {
 /// DynamoDB documents "about one byte per two significant digits, plus one";
 /// the split at the decimal point and the sign byte are as the dynoxide
 /// emulator measured them against DynamoDB.
-pub(crate) fn number_size(text: &str) -> usize {
+pub fn number_size(text: &str) -> usize {
     let text = text.trim();
     let negative = text.starts_with('-');
     let unsigned = text.trim_start_matches(['-', '+']);

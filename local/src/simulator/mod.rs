@@ -198,11 +198,12 @@ impl Shared {
         self.ledger.lock().expect("capacity lock")
     }
 
-    fn count_fault(&self, kind: FaultKind, tables: &[String]) {
+    /// Counts a fault by its kind's name ([`FaultKind::name`]), in all and per table.
+    fn count_fault(&self, name: &str, tables: &[String]) {
         let mut stats = self.stats();
-        *stats.faults.entry(kind.name().to_string()).or_default() += 1;
+        *stats.faults.entry(name.to_string()).or_default() += 1;
         for table in tables {
-            *stats.tables.entry(table.clone()).or_default().faults.entry(kind.name().to_string()).or_default() += 1;
+            *stats.tables.entry(table.clone()).or_default().faults.entry(name.to_string()).or_default() += 1;
         }
     }
 

@@ -258,7 +258,7 @@ impl Exchange<'_> {
 
         let decision = self.shared.faults.lock().expect("faults lock").decide(&self.operation, &tables);
         if !decision.latency.is_zero() {
-            self.shared.count_fault(FaultKind::Latency { min: Duration::ZERO, max: Duration::ZERO }, &tables);
+            self.shared.count_fault("latency", &tables);
             tokio::time::sleep(decision.latency).await;
         }
         if let Some(fault) = decision.fault {
@@ -275,14 +275,14 @@ impl Exchange<'_> {
                 }
                 FaultKind::Reset => Some(Outcome::Reset),
                 FaultKind::Stall { hold } => {
-                    self.shared.count_fault(fault, &tables);
+                    self.shared.count_fault(fault.name(), &tables);
                     tokio::time::sleep(hold).await;
                     return Outcome::Reset;
                 }
                 _ => None,
             };
             if let Some(outcome) = before {
-                self.shared.count_fault(fault, &tables);
+                self.shared.count_fault(fault.name(), &tables);
                 return outcome;
             }
         }
@@ -334,11 +334,11 @@ impl Exchange<'_> {
 
         match decision.fault {
             Some(fault @ FaultKind::InternalServerErrorAfterApplied) => {
-                self.shared.count_fault(fault, &tables);
+                self.shared.count_fault(fault.name(), &tables);
                 return Outcome::Answer(DynamoError::InternalServerError.response(&self.id));
             }
             Some(fault @ FaultKind::ResetAfterApplied) => {
-                self.shared.count_fault(fault, &tables);
+                self.shared.count_fault(fault.name(), &tables);
                 return Outcome::Reset;
             }
             _ => {}
@@ -357,9 +357,9 @@ impl Exchange<'_> {
         if added_capacity {
             self.json.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
         }
-        let conditional = self.json.contains_key("ConditionExpression") || self.json.contains_key("Expected");
+        // Legacy `Expected` conditions are left alone (a failure there is charged 1 unit).
         let added_old_item = cost::is_conditional_write(&self.operation)
-            && conditional
+            && self.json.contains_key("ConditionExpression")
             && !asked(&self.json, "ReturnValuesOnConditionCheckFailure");
         if added_old_item {
             self.json.insert("ReturnValuesOnConditionCheckFailure".into(), "ALL_OLD".into());
