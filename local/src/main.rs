@@ -2,7 +2,9 @@
 //!
 //!   sessions serve          the API on 127.0.0.1:$PORT (default 3000), against
 //!                           an embedded DynamoDB emulator unless
-//!                           AWS_ENDPOINT_URL_DYNAMODB is set; sweeps on a timer
+//!                           AWS_ENDPOINT_URL_DYNAMODB is set; sweeps on a timer.
+//!                           --capacity/--faults put the DynamoDB simulator
+//!                           (capacity limits, faults) in front of it
 //!   sessions create-table   create_sessions_table(read, write) on the configured table
 //!   sessions gc             one full sweep; prints its report as JSON
 //!
@@ -11,11 +13,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use dynamodb_sessions::{
     create_sessions_table, dynamodb_client, emulator, garbage_collect, logging, Config, GcOptions, SessionStore,
 };
 use session_api::App;
+use sessions_local::simulator::{
+    CapacityConfig, FaultConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig, TableCapacity,
+};
 
 mod server;
 
@@ -43,6 +48,8 @@ enum Command {
         /// Seconds between GC sweeps.
         #[arg(long, env = "GC_INTERVAL", default_value_t = 60)]
         gc_interval: u64,
+        #[command(flatten)]
+        simulate: SimulateArgs,
     },
     /// Create the sessions table (no-op when it exists), wait until ACTIVE, enable TTL.
     CreateTable {
@@ -53,6 +60,80 @@ enum Command {
     },
     /// Sweep expired sessions once, to the end of the table.
     Gc,
+}
+
+/// The DynamoDB simulator in front of the server's DynamoDB. With either
+/// `--capacity` or `--faults` it listens where the emulator would
+/// (DYNAMODB_HOST:DYNAMODB_PORT) and the emulator moves to a free loopback port.
+#[derive(Args)]
+struct SimulateArgs {
+    /// Simulate provisioned capacity: READ/WRITE units per second for every
+    /// table, then optional TABLE=READ/WRITE or TABLE=on-demand entries
+    /// (e.g. `5/5`, `5/5,audit=on-demand`). The sessions table is created with
+    /// it. Throttled requests get DynamoDB's ProvisionedThroughputExceededException.
+    #[arg(long, env = "SIMULATE_CAPACITY", value_parser = |s: &str| s.parse::<CapacityConfig>())]
+    capacity: Option<CapacityConfig>,
+    /// Seconds of unused capacity a table keeps as burst credit (DynamoDB: 300; 0: none).
+    #[arg(long, env = "SIMULATE_BURST_SECONDS", default_value_t = 300, requires = "capacity")]
+    burst_seconds: u32,
+    /// Burst credit at start: `full` (a table idle for a while) or `empty`.
+    #[arg(long, env = "SIMULATE_INITIAL_CREDIT", default_value = "full", requires = "capacity",
+          value_parser = |s: &str| s.parse::<InitialCredit>())]
+    initial_credit: InitialCredit,
+    /// Inject faults: `KIND=VALUE[:QUALIFIER]...` items, comma-separated, and `seed=N`.
+    #[arg(
+        long,
+        env = "SIMULATE_FAULTS",
+        value_parser = |s: &str| s.parse::<FaultConfig>(),
+        long_help = "Inject faults, each at a probability, reproducibly from one seed. Comma-separated items \
+KIND=VALUE[:QUALIFIER]..., and seed=N (default 0).
+
+Kinds (VALUE is a probability in [0, 1] unless said):
+  500          HTTP 500 InternalServerError
+  503          HTTP 503 ServiceUnavailable
+  throttle     HTTP 400 ThrottlingException
+  ptee         HTTP 400 ProvisionedThroughputExceededException
+  latency      VALUE is a delay (20ms) or a range (10ms..50ms), added before forwarding
+  stall        no answer for :for=DURATION (default 60s), then the connection dropped
+  reset        the TCP connection reset, no answer
+  after-500    the request applied, then HTTP 500 instead of its answer
+  after-reset  the request applied, then the connection reset
+
+Qualifiers: op=UpdateItem|PutItem (only these operations), table=NAME|NAME,
+times=N (at most N faults), p=P (latency: its probability), for=DURATION (stall).
+Durations take ms, s or m.
+
+Example: --faults \"500=0.05,throttle=0.1:op=UpdateItem,latency=5ms..20ms,seed=7\""
+    )]
+    faults: Option<FaultConfig>,
+}
+
+impl SimulateArgs {
+    fn config(&self, listen: SocketAddr) -> Option<SimulatorConfig> {
+        if self.capacity.is_none() && self.faults.is_none() {
+            return None;
+        }
+        let capacity =
+            self.capacity.clone().map(|c| c.burst_seconds(self.burst_seconds).initial_credit(self.initial_credit));
+        Some(SimulatorConfig { listen, capacity, faults: self.faults.clone().unwrap_or_default(), manual_clock: false })
+    }
+
+    /// The capacity to create `table` with: its simulated capacity, else 5/5.
+    fn table_capacity(&self, table: &str) -> (i64, i64) {
+        let capacity = self.capacity.as_ref();
+        match capacity.and_then(|c| c.tables.get(table).copied()) {
+            Some(TableCapacity::Provisioned(t)) => (t.read.into(), t.write.into()),
+            _ => capacity.and_then(|c| c.default).map_or((5, 5), |t| (t.read.into(), t.write.into())),
+        }
+    }
+}
+
+async fn start_simulator(upstream: &str, config: SimulatorConfig) -> Result<RunningSimulator, String> {
+    let simulator = Simulator::start(upstream, config).await.map_err(|e| format!("{e} (set DYNAMODB_PORT)"))?;
+    println!("DynamoDB simulator: {} in front of {upstream}", simulator.url());
+    println!("  {}", simulator.settings());
+    println!("  stats: curl {}/__simulator/stats", simulator.url());
+    Ok(simulator)
 }
 
 #[tokio::main]
@@ -67,21 +148,42 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval } => {
+        Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval, simulate } => {
+            let dynamodb_addr = SocketAddr::new(dynamodb_host, dynamodb_port);
+            let simulation = simulate.config(dynamodb_addr);
+            // Kept for the server's lifetime: dropping it stops the simulator.
+            let mut simulator = None;
             let client = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
                 Ok(url) if !url.trim().is_empty() => {
                     println!("DynamoDB: {url} (AWS_ENDPOINT_URL_DYNAMODB)");
-                    dynamodb_client().await
+                    let client = dynamodb_client().await;
+                    match simulation {
+                        Some(simulation) => {
+                            let running = simulator.insert(start_simulator(url.trim(), simulation).await?);
+                            let config = client.config().to_builder().endpoint_url(running.url()).build();
+                            aws_sdk_dynamodb::Client::from_conf(config)
+                        }
+                        None => client,
+                    }
                 }
                 _ => {
-                    let url = emulator::start(SocketAddr::new(dynamodb_host, dynamodb_port))
-                        .await
-                        .map_err(|e| format!("{e} (set DYNAMODB_PORT)"))?;
+                    // Behind a simulator, the emulator takes a free loopback port.
+                    let emulator_addr = match simulation {
+                        Some(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+                        None => dynamodb_addr,
+                    };
+                    let url = emulator::start(emulator_addr).await.map_err(|e| format!("{e} (set DYNAMODB_PORT)"))?;
                     println!("DynamoDB: embedded emulator at {url} (in memory)");
-                    emulator::client(&url)
+                    match simulation {
+                        Some(simulation) => {
+                            emulator::client(&simulator.insert(start_simulator(&url, simulation).await?).url())
+                        }
+                        None => emulator::client(&url),
+                    }
                 }
             };
-            create_sessions_table(&client, &config, 5, 5).await.map_err(|e| e.to_string())?;
+            let (read, write) = simulate.table_capacity(&config.table_name);
+            create_sessions_table(&client, &config, read, write).await.map_err(|e| e.to_string())?;
             let store = SessionStore::new(client, config);
             tokio::spawn(sweep_forever(store.clone(), Duration::from_secs(gc_interval.max(1))));
             let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
@@ -89,7 +191,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            server::serve(App::new(store), listener).await.map_err(|e| e.to_string())
+            let served = server::serve(App::new(store), listener).await.map_err(|e| e.to_string());
+            drop(simulator);
+            served
         }
         Command::CreateTable { read, write } => {
             let outcome = create_sessions_table(&dynamodb_client().await, &config, read, write)
