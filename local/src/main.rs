@@ -11,11 +11,11 @@
 //! Options come from the same environment variables as the Lambda functions.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dynamodb_sessions::{
-    create_sessions_table, dynamodb_client, emulator, garbage_collect, logging, Config, GcOptions, SessionStore,
+    dynamodb_client, emulator, logging, Config, SessionStore, SweepOptions, TableCapacity,
 };
 use session_api::App;
 use sessions_local::simulator::{
@@ -53,12 +53,17 @@ enum Command {
     },
     /// Create the sessions table (no-op when it exists), wait until ACTIVE, enable TTL.
     CreateTable {
+        /// Provisioned read capacity units.
         #[arg(long, default_value_t = 5)]
         read: i64,
+        /// Provisioned write capacity units.
         #[arg(long, default_value_t = 5)]
         write: i64,
+        /// On-demand billing (PAY_PER_REQUEST) instead of provisioned capacity.
+        #[arg(long, conflicts_with_all = ["read", "write"])]
+        on_demand: bool,
     },
-    /// Sweep expired sessions once, to the end of the table.
+    /// Sweep expired sessions once, to the end of the table, within the GC capacity budget.
     Gc,
 }
 
@@ -156,7 +161,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let client = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
                 Ok(url) if !url.trim().is_empty() => {
                     println!("DynamoDB: {url} (AWS_ENDPOINT_URL_DYNAMODB)");
-                    let client = dynamodb_client().await;
+                    let client = dynamodb_client(&config).await;
                     match simulation {
                         Some(simulation) => {
                             let running = simulator.insert(start_simulator(url.trim(), simulation).await?);
@@ -183,9 +188,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             };
             let (read, write) = simulate.table_capacity(&config.table_name);
-            create_sessions_table(&client, &config, read, write).await.map_err(|e| e.to_string())?;
             let store = SessionStore::new(client, config);
-            tokio::spawn(sweep_forever(store.clone(), Duration::from_secs(gc_interval.max(1))));
+            store.create_table(TableCapacity::Provisioned { read, write }).await.map_err(|e| e.to_string())?;
+            let sweeper = store.clone();
+            tokio::spawn(async move { sweeper.continuously_delete_expired(Duration::from_secs(gc_interval.max(1))).await });
             let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
                 .await
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
@@ -195,31 +201,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             drop(simulator);
             served
         }
-        Command::CreateTable { read, write } => {
-            let outcome = create_sessions_table(&dynamodb_client().await, &config, read, write)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{}: {outcome:?}", config.table_name);
+        Command::CreateTable { read, write, on_demand } => {
+            let capacity = if on_demand { TableCapacity::OnDemand } else { TableCapacity::Provisioned { read, write } };
+            let table = config.table_name.clone();
+            let store = SessionStore::new(dynamodb_client(&config).await, config);
+            let outcome = store.create_table(capacity).await.map_err(|e| e.to_string())?;
+            println!("{table}: {outcome:?}");
             Ok(())
         }
         Command::Gc => {
-            let report = garbage_collect(&dynamodb_client().await, &config, GcOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
+            let store = SessionStore::new(dynamodb_client(&config).await, config);
+            let report = store.delete_expired(SweepOptions::default()).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&report).expect("a report serializes"));
             Ok(())
-        }
-    }
-}
-
-async fn sweep_forever(store: SessionStore, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        let options = GcOptions { deadline: Some(Instant::now() + every), ..Default::default() };
-        match garbage_collect(store.client(), store.config(), options).await {
-            Ok(report) => report.log("gc sweep"),
-            Err(err) => tracing::warn!(error = %err, "gc sweep failed"),
         }
     }
 }

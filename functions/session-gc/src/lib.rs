@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_sdk_dynamodb::Client;
-use dynamodb_sessions::gc::{scheduled_sweep, ScheduledSweep};
-use dynamodb_sessions::{Config, GcOptions};
+use dynamodb_sessions::{ScheduledSweep, SessionStore};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Time kept back from the Lambda deadline: for the in-flight deletes to
@@ -32,9 +30,9 @@ pub fn sweep_deadline(lambda_deadline_ms: u64) -> Instant {
     Instant::now() + remaining.saturating_sub(safety_margin(remaining))
 }
 
+/// One scheduled run: a checkpointed sweep that stops before the deadline.
 pub async fn handle(
-    client: &Client,
-    config: &Config,
+    store: &SessionStore,
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<ScheduledSweep, Error> {
     let deadline = sweep_deadline(event.context.deadline);
@@ -43,8 +41,7 @@ pub async fn handle(
         budget_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
         "gc sweep starting"
     );
-    let options = GcOptions { deadline: Some(deadline), ..Default::default() };
-    let outcome = scheduled_sweep(client, config, options, &event.context.request_id).await?;
+    let outcome = store.scheduled_sweep(deadline, &event.context.request_id).await?;
     match &outcome {
         ScheduledSweep::Swept(report) => report.log("gc sweep"),
         ScheduledSweep::AnotherSweepRunning => tracing::info!("gc sweep skipped: another sweep holds the checkpoint"),
