@@ -1,5 +1,6 @@
 //! Options of the PHP DynamoDB session handler, with its defaults, plus the
-//! few this store adds (lock lease, touch interval, cookie, data size).
+//! few this store adds (lock lease, touch interval, data size). The cookie's
+//! attributes belong to the HTTP API (`session-api`), not to storage.
 //!
 //! Library users build a [`Config`] with [`Config::builder`]; the Lambda
 //! functions read it from environment variables named after each option in
@@ -27,12 +28,6 @@ pub const ENV_VARS: &[&str] = &[
     "SESSION_LIFETIME_ATTRIBUTE",
     "LOCK_LEASE",
     "TOUCH_INTERVAL",
-    "COOKIE_LIFETIME",
-    "COOKIE_PATH",
-    "COOKIE_DOMAIN",
-    "COOKIE_SECURE",
-    "COOKIE_HTTP_ONLY",
-    "COOKIE_SAME_SITE",
     "MAX_DATA_SIZE",
 ];
 
@@ -49,48 +44,6 @@ pub enum LockingStrategy {
     Null,
     /// A read takes a lock that other readers wait for, as in the PHP handler.
     Pessimistic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl fmt::Display for SameSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        })
-    }
-}
-
-/// Attributes of the session cookie, as PHP's `session.cookie_*` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieConfig {
-    /// 0 = a browser-session cookie (no Max-Age), as in PHP.
-    pub lifetime: Duration,
-    pub path: String,
-    pub domain: Option<String>,
-    pub secure: bool,
-    pub http_only: bool,
-    pub same_site: SameSite,
-}
-
-impl Default for CookieConfig {
-    fn default() -> Self {
-        CookieConfig {
-            lifetime: Duration::ZERO,
-            path: "/".into(),
-            domain: None,
-            secure: true,
-            http_only: true,
-            same_site: SameSite::Lax,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +68,6 @@ pub struct Config {
     pub lock_lease: Duration,
     /// A read refreshes the expiry at most once per interval (0 = every read).
     pub touch_interval: Duration,
-    pub cookie: CookieConfig,
     /// Largest serialized session data, in bytes.
     pub max_data_size: usize,
 }
@@ -139,7 +91,6 @@ impl Default for Config {
             session_lifetime_attribute: "expires".into(),
             lock_lease: Duration::from_secs(30),
             touch_interval: Duration::from_secs(60),
-            cookie: CookieConfig::default(),
             max_data_size: 65_536,
         }
     }
@@ -222,24 +173,6 @@ impl Config {
         if let Some((n, v)) = get("TOUCH_INTERVAL") {
             c.touch_interval = Duration::from_secs(parse_u64(n, &v)?);
         }
-        if let Some((n, v)) = get("COOKIE_LIFETIME") {
-            c.cookie.lifetime = Duration::from_secs(parse_u64(n, &v)?);
-        }
-        if let Some((_, v)) = get("COOKIE_PATH") {
-            c.cookie.path = v;
-        }
-        if let Some((_, v)) = get("COOKIE_DOMAIN") {
-            c.cookie.domain = (!v.is_empty()).then_some(v);
-        }
-        if let Some((n, v)) = get("COOKIE_SECURE") {
-            c.cookie.secure = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("COOKIE_HTTP_ONLY") {
-            c.cookie.http_only = parse_bool(n, &v)?;
-        }
-        if let Some((n, v)) = get("COOKIE_SAME_SITE") {
-            c.cookie.same_site = parse_same_site(n, &v)?;
-        }
         if let Some((n, v)) = get("MAX_DATA_SIZE") {
             c.max_data_size = parse_u64(n, &v)? as usize;
         }
@@ -305,18 +238,6 @@ impl Config {
                 format!("must be less than SESSION_LIFETIME ({})", self.session_lifetime.as_secs()),
             ));
         }
-        let cookie_text_ok = |s: &str| s.chars().all(|ch| ch.is_ascii_graphic() && !";,\\\"".contains(ch));
-        if !self.cookie.path.starts_with('/') || !cookie_text_ok(&self.cookie.path) {
-            return Err(bad("COOKIE_PATH", &self.cookie.path, "must start with / and hold no spaces, ; , \\ or \""));
-        }
-        if let Some(domain) = &self.cookie.domain {
-            if !cookie_text_ok(domain) {
-                return Err(bad("COOKIE_DOMAIN", domain, "must hold no spaces, ; , \\ or \""));
-            }
-        }
-        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
-            return Err(bad("COOKIE_SAME_SITE", "None", "browsers reject SameSite=None without COOKIE_SECURE=true"));
-        }
         if !(1..=MAX_DATA_SIZE_LIMIT).contains(&self.max_data_size) {
             return Err(bad(
                 "MAX_DATA_SIZE",
@@ -361,12 +282,6 @@ impl Config {
             ("SESSION_LIFETIME_ATTRIBUTE", self.session_lifetime_attribute.clone()),
             ("LOCK_LEASE", seconds(self.lock_lease)),
             ("TOUCH_INTERVAL", self.touch_interval.as_secs().to_string()),
-            ("COOKIE_LIFETIME", self.cookie.lifetime.as_secs().to_string()),
-            ("COOKIE_PATH", self.cookie.path.clone()),
-            ("COOKIE_DOMAIN", self.cookie.domain.clone().unwrap_or_default()),
-            ("COOKIE_SECURE", self.cookie.secure.to_string()),
-            ("COOKIE_HTTP_ONLY", self.cookie.http_only.to_string()),
-            ("COOKIE_SAME_SITE", self.cookie.same_site.to_string()),
             ("MAX_DATA_SIZE", self.max_data_size.to_string()),
         ]
     }
@@ -407,15 +322,6 @@ fn parse_strategy(variable: &'static str, value: &str) -> Result<LockingStrategy
     }
 }
 
-fn parse_same_site(variable: &'static str, value: &str) -> Result<SameSite, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "strict" => Ok(SameSite::Strict),
-        "lax" => Ok(SameSite::Lax),
-        "none" => Ok(SameSite::None),
-        _ => Err(bad(variable, value, "must be Strict, Lax or None")),
-    }
-}
-
 /// Builds a [`Config`] for library users; `build` applies the same checks as
 /// the environment does.
 #[derive(Debug, Clone)]
@@ -450,7 +356,6 @@ impl ConfigBuilder {
         session_lifetime_attribute: String,
         lock_lease: Duration,
         touch_interval: Duration,
-        cookie: CookieConfig,
         max_data_size: usize,
     }
 
@@ -488,7 +393,6 @@ mod tests {
         assert_eq!(c.session_name, "PHPSESSID");
         assert_eq!(c.data_attribute, "data");
         assert_eq!(c.session_lifetime_attribute, "expires");
-        assert_eq!(c.cookie.lifetime, Duration::ZERO);
     }
 
     #[test]
@@ -510,12 +414,6 @@ mod tests {
             ("SESSION_LIFETIME_ATTRIBUTE", "ttl"),
             ("LOCK_LEASE", "5"),
             ("TOUCH_INTERVAL", "0"),
-            ("COOKIE_LIFETIME", "3600"),
-            ("COOKIE_PATH", "/app"),
-            ("COOKIE_DOMAIN", "example.com"),
-            ("COOKIE_SECURE", "false"),
-            ("COOKIE_HTTP_ONLY", "false"),
-            ("COOKIE_SAME_SITE", "strict"),
             ("MAX_DATA_SIZE", "1000"),
         ])
         .unwrap();
@@ -536,12 +434,6 @@ mod tests {
         assert_eq!(c.session_lifetime_attribute, "ttl");
         assert_eq!(c.lock_lease, Duration::from_secs(5));
         assert_eq!(c.touch_interval, Duration::ZERO);
-        assert_eq!(c.cookie.lifetime, Duration::from_secs(3600));
-        assert_eq!(c.cookie.path, "/app");
-        assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
-        assert!(!c.cookie.secure);
-        assert!(!c.cookie.http_only);
-        assert_eq!(c.cookie.same_site, SameSite::Strict);
         assert_eq!(c.max_data_size, 1000);
     }
 
@@ -573,13 +465,6 @@ mod tests {
             (&[("SESSION_NAME", "123")], "SESSION_NAME", "123"),
             (&[("LOCK_LEASE", "0")], "LOCK_LEASE", "0"),
             (&[("TOUCH_INTERVAL", "1440")], "TOUCH_INTERVAL", "1440"),
-            (&[("COOKIE_LIFETIME", "-1")], "COOKIE_LIFETIME", "-1"),
-            (&[("COOKIE_PATH", "app")], "COOKIE_PATH", "app"),
-            (&[("COOKIE_DOMAIN", "a;b")], "COOKIE_DOMAIN", "a;b"),
-            (&[("COOKIE_SECURE", "sometimes")], "COOKIE_SECURE", "sometimes"),
-            (&[("COOKIE_HTTP_ONLY", "")], "COOKIE_HTTP_ONLY", ""),
-            (&[("COOKIE_SAME_SITE", "Loose")], "COOKIE_SAME_SITE", "Loose"),
-            (&[("COOKIE_SAME_SITE", "None"), ("COOKIE_SECURE", "false")], "COOKIE_SAME_SITE", "None"),
             (&[("MAX_DATA_SIZE", "0")], "MAX_DATA_SIZE", "0"),
             (&[("MAX_DATA_SIZE", "400001")], "MAX_DATA_SIZE", "400001"),
         ];
@@ -594,12 +479,7 @@ mod tests {
 
     #[test]
     fn to_env_round_trips_and_follows_env_vars() {
-        let custom = from(&[
-            ("GC_OPERATION_DELAY", "0.25"),
-            ("LOCKING_STRATEGY", "pessimistic"),
-            ("COOKIE_DOMAIN", "example.com"),
-        ])
-        .unwrap();
+        let custom = from(&[("GC_OPERATION_DELAY", "0.25"), ("LOCKING_STRATEGY", "pessimistic")]).unwrap();
         for config in [Config::default(), custom] {
             let env: HashMap<String, String> = config.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Config::from_lookup(|name| env.get(name).cloned()).unwrap(), config);
@@ -632,8 +512,6 @@ mod tests {
             let bad_value = match *name {
                 "SESSION_NAME" | "TABLE_NAME" => "bad name!",
                 "HASH_KEY" | "DATA_ATTRIBUTE" | "SESSION_LIFETIME_ATTRIBUTE" => "",
-                "COOKIE_PATH" => "relative",
-                "COOKIE_DOMAIN" => "a;b",
                 _ => "not-a-value",
             };
             let err = from(&[(name, bad_value)]).expect_err(name);

@@ -29,7 +29,7 @@ pub mod logging;
 pub mod store;
 pub mod table;
 
-pub use config::{Config, ConfigBuilder, ConfigError, CookieConfig, LockingStrategy, SameSite};
+pub use config::{Config, ConfigBuilder, ConfigError, LockingStrategy};
 pub use error::SessionError;
 pub use gc::{garbage_collect, GcOptions, GcReport};
 pub use id::SessionId;
