@@ -15,9 +15,7 @@ use clap::{Parser, Subcommand};
 use dynamodb_sessions::{
     create_sessions_table, dynamodb_client, emulator, garbage_collect, logging, Config, GcOptions, SessionStore,
 };
-use session_api::App;
-
-mod server;
+use session_api::{router, ApiState, AutomaticGc, HttpSettings};
 
 #[derive(Parser)]
 #[command(name = "sessions", about = "DynamoDB sessions: local server and operator commands")]
@@ -68,6 +66,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval } => {
+            let settings = HttpSettings::from_env().map_err(|e| e.to_string())?;
             let client = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
                 Ok(url) if !url.trim().is_empty() => {
                     println!("DynamoDB: {url} (AWS_ENDPOINT_URL_DYNAMODB)");
@@ -84,12 +83,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             create_sessions_table(&client, &config, 5, 5).await.map_err(|e| e.to_string())?;
             let store = SessionStore::new(client, config);
             tokio::spawn(sweep_forever(store.clone(), Duration::from_secs(gc_interval.max(1))));
+            // A long-lived server: automatic GC steps run after the response.
+            let state =
+                ApiState::new(store, settings).map_err(|e| e.to_string())?.with_automatic_gc(AutomaticGc::Spawned);
             let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
                 .await
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            server::serve(App::new(store), listener).await.map_err(|e| e.to_string())
+            axum::serve(listener, router(state)).await.map_err(|e| e.to_string())
         }
         Command::CreateTable { read, write } => {
             let outcome = create_sessions_table(&dynamodb_client().await, &config, read, write)
