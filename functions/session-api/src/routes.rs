@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use cookie::Cookie;
-use dynamodb_sessions::{ConfigError, LockToken, Session, SessionError, SessionId, SessionStore};
+use dynamodb_sessions::{ConfigError, LockToken, Session, SessionError, SessionId, SessionStore, WriteOptions};
 use serde_json::json;
 
 use crate::cookie::SessionCookie;
@@ -132,10 +132,8 @@ async fn replace(
     Preconditions(options): Preconditions,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let id = addressed.id()?;
-    let data = body.required()?;
-    let session = api.store().replace(&id, data, &options).await.map_err(|e| ApiError::from_write(e, &options))?;
-    Ok(session_response(StatusCode::OK, &session))
+    let (id, data) = (addressed.id()?, body.required()?);
+    written(api.store().replace(&id, data, &options).await, &options)
 }
 
 /// PATCH: a JSON merge patch (RFC 7396) of the data.
@@ -145,10 +143,8 @@ async fn patch(
     Preconditions(options): Preconditions,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let id = addressed.id()?;
-    let patch = body.required()?;
-    let session = api.store().patch(&id, &patch, &options).await.map_err(|e| ApiError::from_write(e, &options))?;
-    Ok(session_response(StatusCode::OK, &session))
+    let (id, patch) = (addressed.id()?, body.required()?);
+    written(api.store().patch(&id, &patch, &options).await, &options)
 }
 
 /// DELETE: destroys the session (idempotent) and expires the cookie.
@@ -185,6 +181,12 @@ async fn unlock(
     let token = token.ok_or(ApiError::MissingLockToken)?;
     api.store().unlock(&id, &token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The answer to a PUT or PATCH.
+fn written(result: Result<Session, SessionError>, options: &WriteOptions) -> Result<Response, ApiError> {
+    let session = result.map_err(|err| ApiError::from_write(err, options))?;
+    Ok(session_response(StatusCode::OK, &session))
 }
 
 /// A read, locking when `may_lock` and the locking strategy locks on read.
