@@ -5,42 +5,56 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use axum::Router;
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::{
     create_sessions_table, emulator, garbage_collect, Config, ConfigBuilder, GcOptions, LockingStrategy, SessionStore,
 };
-use lambda_http::http::Request as HttpRequest;
-use lambda_http::{Body, Request};
-use session_api::{handle, App};
+use session_api::{router, ApiState, HttpSettings};
+use tower::ServiceExt;
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+struct App {
+    state: ApiState,
+    router: Router,
 }
 
 async fn app(builder: ConfigBuilder, name: &str) -> App {
     let config = builder.table_name(format!("bench-{name}-{}", std::process::id())).build().unwrap();
     let client = emulator::client(emulator::shared_endpoint());
     create_sessions_table(&client, &config, 5, 5).await.unwrap();
-    App::new(SessionStore::new(client, config))
+    let state = ApiState::new(SessionStore::new(client, config), HttpSettings::default()).unwrap();
+    App { router: router(state.clone()), state }
 }
 
-fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let mut builder = HttpRequest::builder().method(method).uri(uri);
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    builder.body(if body.is_empty() { Body::Empty } else { Body::Text(body.into()) }).unwrap()
+    builder.body(Body::from(body.to_string())).unwrap()
 }
 
-async fn row(app: &App, label: &str, req: Request) -> lambda_http::Response<Body> {
+/// Status, headers and the whole body of one request through the router.
+async fn handle(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
+    let response = app.router.clone().oneshot(req).await.unwrap_or_else(|never| match never {});
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, axum::body::to_bytes(body, usize::MAX).await.unwrap())
+}
+
+async fn row(app: &App, label: &str, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
     let (response, calls) = counted(handle(app, req)).await;
-    println!("  {label:<44} {:>3}  {:<2} {}", response.status().as_u16(), calls.len(), calls.join(" + "));
+    println!("  {label:<44} {:>3}  {:<2} {}", response.0.as_u16(), calls.len(), calls.join(" + "));
     response
 }
 
-fn id_of(response: &lambda_http::Response<Body>) -> String {
-    let Body::Text(text) = response.body() else { panic!("no body") };
-    serde_json::from_str::<serde_json::Value>(text).unwrap()["id"].as_str().unwrap().to_string()
+fn id_of(response: &(StatusCode, axum::http::HeaderMap, Bytes)) -> String {
+    serde_json::from_slice::<serde_json::Value>(&response.2).unwrap()["id"].as_str().unwrap().to_string()
 }
 
 /// Seeds `total` sessions of ~200 bytes, `expired` of them expired.
@@ -99,7 +113,7 @@ async fn main() {
     let id = id_of(&handle(&locking, request("POST", "/sessions", &json, "")).await);
     let path = format!("/sessions/{id}");
     let locked = row(&locking, "GET /sessions/{id} (pessimistic: lock)", request("GET", &path, &[], "")).await;
-    let token = locked.headers()["x-session-lock-token"].to_str().unwrap().to_string();
+    let token = locked.1["x-session-lock-token"].to_str().unwrap().to_string();
     row(
         &locking,
         "DELETE /sessions/{id}/lock",
@@ -107,7 +121,7 @@ async fn main() {
     )
     .await;
     let locked = handle(&locking, request("GET", &path, &[], "")).await;
-    let token = locked.headers()["x-session-lock-token"].to_str().unwrap().to_string();
+    let token = locked.1["x-session-lock-token"].to_str().unwrap().to_string();
     row(
         &locking,
         "PUT /sessions/{id} (write through, unlock)",
@@ -119,9 +133,10 @@ async fn main() {
 
     println!("\nGC sweep of 10,000 sessions (~200 B each), 10% expired:");
     let gc = app(Config::builder(), "gc").await;
-    seed(gc.store.config(), 10_000, 1_000).await;
+    seed(gc.state.store().config(), 10_000, 1_000).await;
     let started = Instant::now();
-    let (report, calls) = counted(garbage_collect(gc.store.client(), gc.store.config(), GcOptions::default())).await;
+    let (report, calls) =
+        counted(garbage_collect(gc.state.store().client(), gc.state.store().config(), GcOptions::default())).await;
     let report = report.unwrap();
     let scans = calls.iter().filter(|c| *c == "Scan").count();
     println!(
@@ -132,9 +147,11 @@ async fn main() {
     println!("\nGC under a 5 WCU budget (GC_BATCH_SIZE=5, GC_OPERATION_DELAY=1 s), 50 expired sessions:");
     let budget =
         app(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_secs(1)), "budget").await;
-    seed(budget.store.config(), 50, 50).await;
+    seed(budget.state.store().config(), 50, 50).await;
     let started = Instant::now();
-    let report = garbage_collect(budget.store.client(), budget.store.config(), GcOptions::default()).await.unwrap();
+    let report = garbage_collect(budget.state.store().client(), budget.state.store().config(), GcOptions::default())
+        .await
+        .unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!("  deleted {} in {seconds:.1} s: {:.1} deletes/s", report.deleted, report.deleted as f64 / seconds);
 }

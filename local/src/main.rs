@@ -14,15 +14,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use dynamodb_sessions::{
-    dynamodb_client, emulator, logging, Config, SessionStore, SweepOptions, TableCapacity,
-};
-use session_api::App;
+use dynamodb_sessions::{dynamodb_client, emulator, logging, Config, SessionStore, SweepOptions, TableCapacity};
+use session_api::{router, ApiState, AutomaticGc, HttpSettings};
 use sessions_local::simulator::{
-    CapacityConfig, FaultConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig, TableCapacity,
+    self, CapacityConfig, FaultConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig,
 };
-
-mod server;
 
 #[derive(Parser)]
 #[command(name = "sessions", about = "DynamoDB sessions: local server and operator commands")]
@@ -124,11 +120,16 @@ impl SimulateArgs {
     }
 
     /// The capacity to create `table` with: its simulated capacity, else 5/5.
-    fn table_capacity(&self, table: &str) -> (i64, i64) {
+    fn table_capacity(&self, table: &str) -> TableCapacity {
         let capacity = self.capacity.as_ref();
         match capacity.and_then(|c| c.tables.get(table).copied()) {
-            Some(TableCapacity::Provisioned(t)) => (t.read.into(), t.write.into()),
-            _ => capacity.and_then(|c| c.default).map_or((5, 5), |t| (t.read.into(), t.write.into())),
+            Some(simulator::TableCapacity::Provisioned(t)) => {
+                TableCapacity::Provisioned { read: t.read.into(), write: t.write.into() }
+            }
+            Some(simulator::TableCapacity::OnDemand) => TableCapacity::OnDemand,
+            None => capacity.and_then(|c| c.default).map_or(TableCapacity::Provisioned { read: 5, write: 5 }, |t| {
+                TableCapacity::Provisioned { read: t.read.into(), write: t.write.into() }
+            }),
         }
     }
 }
@@ -154,6 +155,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval, simulate } => {
+            let settings = HttpSettings::from_env().map_err(|e| e.to_string())?;
             let dynamodb_addr = SocketAddr::new(dynamodb_host, dynamodb_port);
             let simulation = simulate.config(dynamodb_addr);
             // Kept for the server's lifetime: dropping it stops the simulator.
@@ -187,17 +189,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                 }
             };
-            let (read, write) = simulate.table_capacity(&config.table_name);
+            let capacity = simulate.table_capacity(&config.table_name);
             let store = SessionStore::new(client, config);
-            store.create_table(TableCapacity::Provisioned { read, write }).await.map_err(|e| e.to_string())?;
+            store.create_table(capacity).await.map_err(|e| e.to_string())?;
             let sweeper = store.clone();
-            tokio::spawn(async move { sweeper.continuously_delete_expired(Duration::from_secs(gc_interval.max(1))).await });
+            tokio::spawn(
+                async move { sweeper.continuously_delete_expired(Duration::from_secs(gc_interval.max(1))).await },
+            );
+            // A long-lived server: automatic GC steps run after the response.
+            let state =
+                ApiState::new(store, settings).map_err(|e| e.to_string())?.with_automatic_gc(AutomaticGc::Spawned);
             let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
                 .await
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            let served = server::serve(App::new(store), listener).await.map_err(|e| e.to_string());
+            let served = axum::serve(listener, router(state)).await.map_err(|e| e.to_string());
             drop(simulator);
             served
         }

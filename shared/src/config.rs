@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::codec::DataFormat;
 use crate::options::bounds::within;
+use crate::options::kinds;
 pub use crate::options::ConfigError;
 
 /// DynamoDB's item limit is 400 KB including attribute names and the other
@@ -98,65 +99,65 @@ crate::declare_options! {
     pub struct ConfigBuilder(given);
 
     /// DynamoDB table holding the sessions.
-    table_name: String, env "TABLE_NAME", kind text, default "sessions".into(), check |v| table_name_rule(v);
+    table_name: String, env "TABLE_NAME", kind kinds::text, default "sessions".into(), check |v| table_name_rule(v);
     /// Name of the table's hash key attribute.
-    hash_key: String, env "HASH_KEY", kind text, default "id".into(), check |v| attribute_name_rule(v);
+    hash_key: String, env "HASH_KEY", kind kinds::text, default "id".into(), check |v| attribute_name_rule(v);
     /// Lifetime of an inactive session (PHP's `session.gc_maxlifetime`).
-    session_lifetime: Duration, env "SESSION_LIFETIME", kind whole_seconds, default Duration::from_secs(1440),
+    session_lifetime: Duration, env "SESSION_LIFETIME", kind kinds::whole_seconds, default Duration::from_secs(1440),
         check |v| within(v, SECOND..=10 * YEAR, "(seconds)");
     /// Strongly consistent reads (`false` halves a read's cost but may serve a just-written session stale).
-    consistent_read: bool, env "CONSISTENT_READ", kind flag, default true;
+    consistent_read: bool, env "CONSISTENT_READ", kind kinds::flag, default true;
     /// `null`, or `pessimistic`: a read locks the session until the write that follows.
-    locking_strategy: LockingStrategy, env "LOCKING_STRATEGY", kind choice, default LockingStrategy::Null;
+    locking_strategy: LockingStrategy, env "LOCKING_STRATEGY", kind kinds::choice, default LockingStrategy::Null;
     /// Session requests occasionally run a small, time-bounded GC step.
-    automatic_gc: bool, env "AUTOMATIC_GC", kind flag, default false;
+    automatic_gc: bool, env "AUTOMATIC_GC", kind kinds::flag, default false;
     /// Conditional deletes a GC sweep sends together (1 to 25).
-    gc_batch_size: usize, env "GC_BATCH_SIZE", kind count, default 25, check |v| within(v, 1..=25, "");
+    gc_batch_size: usize, env "GC_BATCH_SIZE", kind kinds::count, default 25, check |v| within(v, 1..=25, "");
     /// Pause between GC batches, on top of the capacity budget.
-    gc_operation_delay: Duration, env "GC_OPERATION_DELAY", kind seconds, default Duration::ZERO,
+    gc_operation_delay: Duration, env "GC_OPERATION_DELAY", kind kinds::seconds, default Duration::ZERO,
         check |v| within(v, Duration::ZERO..=Duration::from_secs(300), "");
     /// Share of the table's provisioned read and write capacity a GC sweep may use (0 to 1].
-    gc_capacity_share: f64, env "GC_CAPACITY_SHARE", kind number, default 0.2,
+    gc_capacity_share: f64, env "GC_CAPACITY_SHARE", kind kinds::number, default 0.2,
         check |v| if *v > 0.0 && *v <= 1.0 { Ok(()) } else { Err("must be more than 0 and at most 1".into()) };
     /// Capacity units per second a GC sweep may use on an on-demand (PAY_PER_REQUEST) table.
-    gc_on_demand_rate: f64, env "GC_ON_DEMAND_RATE", kind number, default 25.0,
+    gc_on_demand_rate: f64, env "GC_ON_DEMAND_RATE", kind kinds::number, default 25.0,
         check |v| within(v, 1.0..=40_000.0, "units per second");
     /// How long a read waits for another request's lock before giving up (423).
-    max_lock_wait_time: Duration, env "MAX_LOCK_WAIT_TIME", kind seconds, default Duration::from_secs(10),
+    max_lock_wait_time: Duration, env "MAX_LOCK_WAIT_TIME", kind kinds::seconds, default Duration::from_secs(10),
         check |v| within(v, Duration::ZERO..=FIFTEEN_MINUTES, "");
     /// Shortest first pause of a lock waiter.
-    min_lock_retry: Duration, env "MIN_LOCK_RETRY_MICROTIME", kind micros,
+    min_lock_retry: Duration, env "MIN_LOCK_RETRY_MICROTIME", kind kinds::micros,
         default given.max_lock_retry.map_or(Duration::from_micros(10_000), |max| max.min(Duration::from_micros(10_000))),
         check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
     /// Longest first pause of a lock waiter.
-    max_lock_retry: Duration, env "MAX_LOCK_RETRY_MICROTIME", kind micros,
+    max_lock_retry: Duration, env "MAX_LOCK_RETRY_MICROTIME", kind kinds::micros,
         default min_lock_retry.max(Duration::from_micros(50_000)),
         check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
     /// Cookie name and key prefix; empty = the key is the bare id.
-    session_name: String, env "SESSION_NAME", kind text, default "PHPSESSID".into(), check |v| session_name_rule(v);
+    session_name: String, env "SESSION_NAME", kind kinds::text, default "PHPSESSID".into(), check |v| session_name_rule(v);
     /// Attribute holding the serialized session data.
-    data_attribute: String, env "DATA_ATTRIBUTE", kind text, default "data".into(), check |v| attribute_name_rule(v);
+    data_attribute: String, env "DATA_ATTRIBUTE", kind kinds::text, default "data".into(), check |v| attribute_name_rule(v);
     /// Attribute holding the expiry (epoch seconds); also the table's TTL attribute.
-    session_lifetime_attribute: String, env "SESSION_LIFETIME_ATTRIBUTE", kind text, default "expires".into(),
+    session_lifetime_attribute: String, env "SESSION_LIFETIME_ATTRIBUTE", kind kinds::text, default "expires".into(),
         check |v| attribute_name_rule(v);
     /// DynamoDB type written for the data attribute: `string` (S) or `binary` (B); both are read.
-    data_attribute_type: DataAttributeType, env "DATA_ATTRIBUTE_TYPE", kind choice, default DataAttributeType::String;
+    data_attribute_type: DataAttributeType, env "DATA_ATTRIBUTE_TYPE", kind kinds::choice, default DataAttributeType::String;
     /// Serialization of sessions created here: `json`, `php` or `php_serialize`; reads accept all three.
-    data_format: DataFormat, env "DATA_FORMAT", kind choice, default DataFormat::Json;
+    data_format: DataFormat, env "DATA_FORMAT", kind kinds::choice, default DataFormat::Json;
     /// How long a lock holds before one waiter may take it over (a crashed holder never locks for good).
-    lock_lease: Duration, env "LOCK_LEASE", kind seconds, default Duration::from_secs(30),
+    lock_lease: Duration, env "LOCK_LEASE", kind kinds::seconds, default Duration::from_secs(30),
         check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, "");
     /// A read refreshes the expiry at most once per interval (0 = every read, as PHP).
-    touch_interval: Duration, env "TOUCH_INTERVAL", kind whole_seconds,
+    touch_interval: Duration, env "TOUCH_INTERVAL", kind kinds::whole_seconds,
         default Duration::from_secs(60).min(session_lifetime / 2);
     /// Largest serialized session data, in bytes.
-    max_data_size: usize, env "MAX_DATA_SIZE", kind count, default 65_536,
+    max_data_size: usize, env "MAX_DATA_SIZE", kind kinds::count, default 65_536,
         check |v| within(v, 1..=MAX_DATA_SIZE_LIMIT, "bytes (a DynamoDB item holds 400 KB)");
     /// Longest a DynamoDB call may take, retries included; then the request answers 503.
-    dynamodb_operation_timeout: Duration, env "DYNAMODB_OPERATION_TIMEOUT", kind seconds,
+    dynamodb_operation_timeout: Duration, env "DYNAMODB_OPERATION_TIMEOUT", kind kinds::seconds,
         default Duration::from_secs(3), check |v| within(v, Duration::from_millis(100)..=Duration::from_secs(60), "");
     /// Longest one attempt of a DynamoDB call may take before the SDK retries it.
-    dynamodb_attempt_timeout: Duration, env "DYNAMODB_ATTEMPT_TIMEOUT", kind seconds,
+    dynamodb_attempt_timeout: Duration, env "DYNAMODB_ATTEMPT_TIMEOUT", kind kinds::seconds,
         default dynamodb_operation_timeout.min(SECOND),
         check |v| within(v, Duration::from_millis(50)..=Duration::from_secs(60), "");
 }

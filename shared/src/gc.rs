@@ -266,8 +266,8 @@ impl SessionStore {
             .await
             .map_err(|e| SessionError::dynamo("DescribeTable", e))?;
         let table = table.table();
-        let on_demand =
-            table.and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode()) == Some(&BillingMode::PayPerRequest);
+        let on_demand = table.and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode())
+            == Some(&BillingMode::PayPerRequest);
         let provisioned = table.and_then(|t| t.provisioned_throughput());
         let read = provisioned.and_then(|p| p.read_capacity_units()).unwrap_or(0) as f64;
         let write = provisioned.and_then(|p| p.write_capacity_units()).unwrap_or(0) as f64;

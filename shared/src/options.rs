@@ -187,14 +187,16 @@ pub mod bounds {
 }
 
 /// Declares a settings struct from one table of options. For each option:
-/// doc comment, field, type, `env "VARIABLE"`, `kind` (a module of
-/// [`kinds`]), `default` (an expression that may use options declared above
-/// it, and the builder's raw values through the name given after `builder`),
-/// and optionally `check` (a closure `&T -> Result<(), String>`).
+/// doc comment, field, type, `env "VARIABLE"`, `kind` (a path to a module
+/// with `parse` and `render`, e.g. one of [`kinds`]), `default` (an
+/// expression that may use options declared above it, and the builder's raw
+/// values through the name given after the builder's name), and optionally
+/// `check` (a closure `&T -> Result<(), String>`).
 ///
 /// It emits the struct, its builder (a setter per option; `build` applies
-/// defaults, checks each value, then the struct's own `check_relations`, which
-/// the caller writes), `from_env`/`from_lookup`, `to_env` and `OPTIONS`.
+/// defaults, then `validate`), `validate` (each value's check, then the
+/// struct's own `check_relations`, which the caller writes),
+/// `from_env`/`from_lookup`, `to_env` and `OPTIONS`.
 #[macro_export]
 macro_rules! declare_options {
     (
@@ -204,7 +206,7 @@ macro_rules! declare_options {
         pub struct $builder:ident($given:ident);
         $(
             $(#[doc = $doc:literal])*
-            $field:ident: $ty:ty, env $env:literal, kind $kind:ident, default $default:expr $(, check $check:expr)?;
+            $field:ident: $ty:ty, env $env:literal, kind $($kind:ident)::+, default $default:expr $(, check $check:expr)?;
         )*
     ) => {
         $(#[$meta])*
@@ -238,20 +240,28 @@ macro_rules! declare_options {
                         Some(value) => value,
                         None => $default,
                     };
-                    $(
-                        let check: &dyn Fn(&$ty) -> Result<(), String> = &$check;
-                        check(&$field).map_err(|reason| {
-                            $crate::options::ConfigError::new($env, $crate::options::kinds::$kind::render(&$field), reason)
-                        })?;
-                    )?
                 )*
                 let settings = $settings { $( $field, )* };
-                settings.check_relations()?;
+                settings.validate()?;
                 Ok(settings)
             }
         }
 
         impl $settings {
+            /// Checks every value's bounds, then the relations between values.
+            pub fn validate(&self) -> Result<(), $crate::options::ConfigError> {
+                $(
+                    #[allow(unused_variables)]
+                    let render = |value: &$ty| $($kind)::+::render(value);
+                    $(
+                        let check: &dyn Fn(&$ty) -> Result<(), String> = &$check;
+                        check(&self.$field)
+                            .map_err(|reason| $crate::options::ConfigError::new($env, render(&self.$field), reason))?;
+                    )?
+                )*
+                self.check_relations()
+            }
+
             /// Every option, in declaration order.
             pub const OPTIONS: &'static [$crate::options::OptionSpec] = &[
                 $( $crate::options::OptionSpec { variable: $env, doc: concat!($($doc, "\n",)*) }, )*
@@ -273,7 +283,7 @@ macro_rules! declare_options {
                 let mut builder = $builder::default();
                 $(
                     if let Some(raw) = lookup($env) {
-                        let value = $crate::options::kinds::$kind::parse(&raw)
+                        let value = $($kind)::+::parse(&raw)
                             .map_err(|reason| $crate::options::ConfigError::new($env, &raw, reason))?;
                         builder.$field = Some(value);
                     }
@@ -284,7 +294,7 @@ macro_rules! declare_options {
             /// These settings as environment variables, in declaration order:
             /// `from_lookup` of this gives the same settings back.
             pub fn to_env(&self) -> Vec<(&'static str, String)> {
-                vec![ $( ($env, $crate::options::kinds::$kind::render(&self.$field)), )* ]
+                vec![ $( ($env, $($kind)::+::render(&self.$field)), )* ]
             }
         }
 

@@ -85,12 +85,9 @@ impl SessionStore {
             }
             Err(e) => return Err(SessionError::dynamo("CreateTable", e)),
         };
-        client
-            .wait_until_table_exists()
-            .table_name(&config.table_name)
-            .wait(TABLE_WAIT)
-            .await
-            .map_err(|e| SessionError::Unavailable { operation: "DescribeTable", code: None, source: Box::new(e) as BoxError })?;
+        client.wait_until_table_exists().table_name(&config.table_name).wait(TABLE_WAIT).await.map_err(|e| {
+            SessionError::Unavailable { operation: "DescribeTable", code: None, source: Box::new(e) as BoxError }
+        })?;
         self.enable_ttl().await?;
         Ok(outcome)
     }

@@ -1,66 +1,58 @@
-//! The Lambda side: API Gateway events in, API Gateway responses out, through
-//! `lambda_http`'s adapter, with one repair in front of it.
+//! The Lambda front: API Gateway events (HTTP API payload 2.0, REST API
+//! payload 1.0) in, API Gateway responses out, through `lambda_http`'s
+//! adapter around the [`router`](crate::router), with two repairs:
+//!
+//! - in front of the adapter, a body flagged base64 that is not base64 is
+//!   dropped and the request marked (`lambda_http` would panic decoding it),
+//!   so the API answers 400;
+//! - behind it, the routes see the event's own path: `lambda_http` puts
+//!   `/{stage}` in front of the URI's path, which no route has.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
-
+use axum::Router;
 use base64::Engine;
+use lambda_http::http::uri::{PathAndQuery, Uri};
 use lambda_http::http::{HeaderMap, HeaderValue};
-use lambda_http::request::LambdaRequest;
+use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Service};
+use lambda_http::{Adapter, Context, LambdaEvent, Request, RequestExt};
 
-use crate::handler::{handle, App, INVALID_BASE64_HEADER};
+use crate::layer::{RequestId, UndecodableBody};
 
-/// The handler as a tower service of `http` requests.
-#[derive(Clone)]
-pub struct HandlerService {
-    app: App,
-}
-
-impl Service<Request> for HandlerService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let app = self.app.clone();
-        Box::pin(async move { Ok(handle(&app, request).await) })
-    }
-}
+/// Marks a request whose body was dropped by [`mark_invalid_base64`]; only
+/// this front sets it (a client's own is removed).
+const INVALID_BASE64_HEADER: &str = "x-sessions-invalid-base64-body";
 
 type Repair = fn(LambdaEvent<LambdaRequest>) -> LambdaEvent<LambdaRequest>;
+type Prepare = fn(Request) -> Request;
 
-/// The whole function: an API Gateway event in, its response out.
-pub type LambdaService = MapRequest<Adapter<'static, Response<Body>, HandlerService>, Repair>;
+/// The whole function as a service: an API Gateway event in, its response out.
+pub type LambdaService = MapRequest<Adapter<'static, axum::response::Response, MapRequest<Router, Prepare>>, Repair>;
 
-pub fn service(app: App) -> LambdaService {
-    Adapter::from(HandlerService { app }).map_request(mark_invalid_base64 as Repair)
+/// The function around `router`.
+pub fn service(router: Router) -> LambdaService {
+    let http = ServiceExt::<Request>::map_request(router, prepare as Prepare);
+    Adapter::from(http).map_request(mark_invalid_base64 as Repair)
 }
 
-pub async fn run(app: App) -> Result<(), lambda_http::Error> {
-    lambda_http::lambda_runtime::run(service(app)).await
+/// Serves `router` on the Lambda Runtime API until the sandbox ends.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::lambda_runtime::run(service(router)).await
 }
 
 /// Runs one event through the whole function, as the Lambda runtime would,
 /// and returns the response as API Gateway receives it (for tests and tools).
-pub async fn invoke(app: App, event: serde_json::Value) -> Result<serde_json::Value, serde_json::Error> {
+pub async fn invoke(router: Router, event: serde_json::Value) -> Result<serde_json::Value, serde_json::Error> {
     let payload: LambdaRequest = serde_json::from_value(event)?;
-    let response = service(app).oneshot(LambdaEvent::new(payload, Context::default())).await.expect("infallible");
-    serde_json::to_value(response)
+    let response = service(router).oneshot(LambdaEvent::new(payload, Context::default())).await;
+    serde_json::to_value(response.unwrap_or_else(|never| match never {}))
 }
 
 /// `lambda_http` panics on a body flagged base64 that is not base64; this
-/// drops such a body and marks the request, so the handler answers 400.
+/// drops such a body and marks the request, so the API answers 400.
 fn mark_invalid_base64(mut event: LambdaEvent<LambdaRequest>) -> LambdaEvent<LambdaRequest> {
     fn repair(is_base64: &mut bool, body: &mut Option<String>, headers: &mut HeaderMap) {
+        headers.remove(INVALID_BASE64_HEADER);
         let valid = body.as_deref().is_none_or(|b| base64::engine::general_purpose::STANDARD.decode(b).is_ok());
         if *is_base64 && !valid {
             *is_base64 = false;
@@ -70,9 +62,80 @@ fn mark_invalid_base64(mut event: LambdaEvent<LambdaRequest>) -> LambdaEvent<Lam
     }
     match &mut event.payload {
         LambdaRequest::ApiGatewayV2(ag) => repair(&mut ag.is_base64_encoded, &mut ag.body, &mut ag.headers),
-        LambdaRequest::ApiGatewayV1(ag) => repair(&mut ag.is_base64_encoded, &mut ag.body, &mut ag.headers),
+        LambdaRequest::ApiGatewayV1(ag) => {
+            // lambda_http merges both header maps.
+            ag.multi_value_headers.remove(INVALID_BASE64_HEADER);
+            repair(&mut ag.is_base64_encoded, &mut ag.body, &mut ag.headers)
+        }
         #[allow(unreachable_patterns)]
         _ => {}
     }
     event
+}
+
+/// The request as the router expects it: routed on the event's own path,
+/// with the invocation's request id, and the base64 mark as an extension.
+fn prepare(mut request: Request) -> Request {
+    if let Some(uri) = route_path(&request).and_then(|path| with_path(request.uri(), &path)) {
+        *request.uri_mut() = uri;
+    }
+    let invocation = request.lambda_context_ref().map(|context| context.request_id.clone());
+    if let Some(id) = invocation.filter(|id| !id.is_empty()) {
+        request.extensions_mut().insert(RequestId(id));
+    }
+    if request.headers_mut().remove(INVALID_BASE64_HEADER).is_some() {
+        request.extensions_mut().insert(UndecodableBody);
+    }
+    request
+}
+
+/// The event's path without the stage: a REST API event's `path` never has
+/// it; an HTTP API event's `rawPath` starts with a named stage (not `$default`).
+fn route_path(request: &Request) -> Option<String> {
+    let raw = request.raw_http_path();
+    let path = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(_) => raw,
+        RequestContext::ApiGatewayV2(context) => match context.stage.as_deref() {
+            Some(stage) if stage != "$default" => without_stage(raw, stage),
+            _ => raw,
+        },
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    // Percent-encoded the way lambda_http encodes the URI, so that any path
+    // API Gateway sends makes a valid URI (which matches no route if odd).
+    let url = url::Url::parse(&format!("http://localhost{path}")).ok()?;
+    Some(url.path().to_string())
+}
+
+fn without_stage<'a>(path: &'a str, stage: &str) -> &'a str {
+    match path.strip_prefix('/').and_then(|rest| rest.strip_prefix(stage)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_stage_is_taken_off_the_front_only() {
+        assert_eq!(without_stage("/prod/sessions/abc", "prod"), "/sessions/abc");
+        assert_eq!(without_stage("/prod", "prod"), "/");
+        assert_eq!(without_stage("/production/sessions", "prod"), "/production/sessions");
+        assert_eq!(without_stage("/sessions", "prod"), "/sessions");
+        assert_eq!(without_stage("/sessions/sessions", "sessions"), "/sessions");
+    }
 }

@@ -1,9 +1,29 @@
-//! The HTTP session API of PRODUCT.md: one handler ([`handler::handle`])
-//! served by the Lambda function (`session-api`, through API Gateway) and by
-//! the local server (`sessions serve`).
+//! The HTTP session API of PRODUCT.md: one axum [`Router`](axum::Router)
+//! ([`router`]) served on Lambda behind API Gateway ([`lambda`]) and on a
+//! socket by `sessions serve`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use dynamodb_sessions::{dynamodb_client, Config, SessionStore};
+//! use session_api::{router, ApiState, HttpSettings};
+//! let store = SessionStore::new(dynamodb_client().await, Config::from_env()?);
+//! let app = router(ApiState::new(store, HttpSettings::from_env()?)?);
+//! session_api::lambda::run(app).await
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod cookie;
-pub mod handler;
+pub mod error;
+pub mod extract;
 pub mod lambda;
+pub mod layer;
+pub mod routes;
+pub mod settings;
 
-pub use handler::{handle, App};
+pub use error::ApiError;
+pub use extract::LOCK_TOKEN_HEADER;
+pub use layer::AutomaticGc;
+pub use routes::{router, ApiState};
+pub use settings::HttpSettings;

@@ -1,5 +1,5 @@
 //! Every file in events/ goes through the real function (the Lambda adapter
-//! and handler, or the GC handler) against the emulator, seeded with the
+//! and router, or the GC handler) against the emulator, seeded with the
 //! sessions the events name, and must produce the status it is meant to.
 //! A new file without an entry here fails the suite.
 
@@ -75,9 +75,9 @@ fn every_event_file_has_an_expected_outcome() {
     }
 }
 
-async fn seeded_app(builder: dynamodb_sessions::ConfigBuilder, unlock_case: bool) -> session_api::App {
+async fn seeded_app(builder: dynamodb_sessions::ConfigBuilder, unlock_case: bool) -> TestApp {
     let app = app(builder).await;
-    let config = app.store.config().clone();
+    let config = app.config().clone();
     let token = unlock_case.then_some(UNLOCK_TOKEN);
     seed(&config, LIVE, LIVE_DATA, now() + 600, token).await;
     seed(&config, REGENERATE, LIVE_DATA, now() + 600, None).await;
@@ -105,7 +105,7 @@ async fn every_api_event_produces_its_status_through_the_lambda_adapter() {
     let expected = expected();
     for (name, event) in event_files().into_iter().filter(|(n, _)| n.starts_with("api-")) {
         let app = seeded_app(Config::builder(), name == "api-unlock.json").await;
-        let response = session_api::lambda::invoke(app.clone(), event).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let response = app.invoke(event).await;
         let status = response["statusCode"].as_u64().unwrap() as u16;
         assert_eq!(status, expected[name.as_str()], "{name}: {response}");
         let body: Value = match response["body"].as_str() {
@@ -126,10 +126,10 @@ async fn every_api_event_produces_its_status_through_the_lambda_adapter() {
         }
         if name == "api-unlock.json" {
             let raw = app
-                .store
+                .store()
                 .client()
                 .get_item()
-                .table_name(&app.store.config().table_name)
+                .table_name(&app.config().table_name)
                 .key("id", aws_sdk_dynamodb::types::AttributeValue::S(format!("PHPSESSID_{LIVE}")))
                 .send()
                 .await
@@ -149,10 +149,10 @@ async fn with_pessimistic_locking_the_read_event_locks_and_read_and_close_does_n
     let events: BTreeMap<_, _> = event_files().into_iter().collect();
     let builder = || Config::builder().locking_strategy(LockingStrategy::Pessimistic);
     let app = seeded_app(builder(), false).await;
-    let read = session_api::lambda::invoke(app.clone(), events["api-read-and-close.json"].clone()).await.unwrap();
+    let read = app.invoke(events["api-read-and-close.json"].clone()).await;
     assert_eq!(read["statusCode"], 200);
     assert!(!response_headers(&read).contains_key("x-session-lock-token"));
-    let locked = session_api::lambda::invoke(app.clone(), events["api-read.json"].clone()).await.unwrap();
+    let locked = app.invoke(events["api-read.json"].clone()).await;
     assert_eq!(locked["statusCode"], 200);
     assert!(response_headers(&locked).contains_key("x-session-lock-token"), "{locked}");
 }
@@ -163,7 +163,7 @@ async fn the_scheduled_event_sweeps_expired_unlocked_sessions_only() {
     let event: EventBridgeEvent<Value> = serde_json::from_value(events["gc-scheduled.json"].clone()).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
     let app = app(Config::builder()).await;
-    let config = app.store.config().clone();
+    let config = app.config().clone();
     let expired = ["Ex1redEx1redEx1redEx1redEx1red01", "Ex1redEx1redEx1redEx1redEx1red02"];
     seed(&config, LIVE, LIVE_DATA, now() + 600, None).await;
     seed(&config, expired[0], "{}", now() - 60, None).await;
@@ -174,11 +174,11 @@ async fn the_scheduled_event_sweeps_expired_unlocked_sessions_only() {
     let mut context = Context::default();
     context.request_id = "test-run".into();
     context.deadline = (now() as u64 + 60) * 1000;
-    let outcome = session_gc::handle(app.store.client(), &config, LambdaEvent::new(event, context)).await.unwrap();
+    let outcome = session_gc::handle(app.store().client(), &config, LambdaEvent::new(event, context)).await.unwrap();
     let ScheduledSweep::Swept(report) = outcome else { panic!("{outcome:?}") };
     assert!(report.finished);
     assert_eq!((report.deleted, report.skipped), (2, 1));
-    let store = &app.store;
+    let store = app.store();
     assert!(store.load(&LIVE.parse().unwrap()).await.is_ok());
     assert!(
         store.load(&"L0ckedL0ckedL0ckedL0ckedL0cked01".parse().unwrap()).await.is_err(),

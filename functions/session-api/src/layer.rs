@@ -1,0 +1,102 @@
+//! What every request goes through, around its route: its id, its log
+//! line, `Cache-Control: no-store`, the undecodable-body refusal, and
+//! automatic GC after a successful response, timed as the front chooses.
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dynamodb_sessions::calls::counted;
+use dynamodb_sessions::{SessionId, SessionStore};
+
+use crate::error::ApiError;
+use crate::routes::ApiState;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// A request's id, for its log line and a 500's message. The Lambda front
+/// sets the invocation's; without one, a random one is made.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Set by a front on a request whose body it could not decode (API Gateway
+/// flagged it base64 and it is not): the request is refused with 400.
+#[derive(Debug, Clone, Copy)]
+pub struct UndecodableBody;
+
+/// When automatic GC (the library's `automatic_gc` option) runs: only ever
+/// after a successful response, never on an error path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutomaticGc {
+    /// Before the response is handed back, bounded by the library's step
+    /// budget: on Lambda nothing runs once the response is out.
+    #[default]
+    BeforeReturning,
+    /// In a task of its own, the response already on its way (a long-lived
+    /// server, such as `sessions serve`).
+    Spawned,
+}
+
+/// The id of the request being served (inside the per-request middleware).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` as the request `request_id`.
+pub async fn with_request_id<F: Future>(request_id: &str, work: F) -> F::Output {
+    REQUEST_ID.scope(request_id.to_string(), work).await
+}
+
+/// The middleware around every route (see the module doc).
+pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = match request.extensions().get::<RequestId>() {
+        Some(RequestId(id)) => id.clone(),
+        None => SessionId::generate().as_str()[..12].to_string(),
+    };
+    let method = request.method().clone();
+    // The route's template, never the path: a path holds a session id.
+    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+    let undecodable = request.extensions().get::<UndecodableBody>().is_some();
+    let work = async move {
+        if undecodable {
+            ApiError::InvalidBase64.into_response()
+        } else {
+            next.run(request).await
+        }
+    };
+    let (mut response, calls) = with_request_id(&request_id, counted(work)).await;
+    // Responses carry session data, lock tokens and cookies: no cache may keep one.
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    tracing::info!(
+        request_id,
+        method = %method,
+        route = route.as_deref().unwrap_or("unknown"),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        dynamodb_calls = calls.len(),
+        "request"
+    );
+    if response.status().is_success() {
+        match api.automatic_gc() {
+            AutomaticGc::BeforeReturning => automatic_gc(api.store().clone()).await,
+            AutomaticGc::Spawned => drop(tokio::spawn(automatic_gc(api.store().clone()))),
+        }
+    }
+    response
+}
+
+/// The one call into the library's automatic GC: by chance, a short sweep step.
+async fn automatic_gc(store: SessionStore) {
+    match store.automatic_gc_step().await {
+        None => {}
+        Some(Ok(report)) => report.log("automatic gc step"),
+        Some(Err(err)) => tracing::warn!(error = %err, "automatic gc step failed"),
+    }
+}

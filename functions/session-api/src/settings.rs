@@ -1,0 +1,157 @@
+//! The HTTP API's own options: the session cookie's attributes, PHP's
+//! `session.cookie_*` settings. They belong here, not in the storage
+//! library, which never sees a cookie (the cookie's *name* is the library's
+//! `session_name`, because it is also the key prefix).
+//!
+//! Read once at start-up from environment variables ([`HttpSettings::from_env`]);
+//! a bad value is a [`ConfigError`] naming the variable and the value.
+
+use std::time::Duration;
+
+use cookie::SameSite;
+use dynamodb_sessions::options::bounds::within;
+use dynamodb_sessions::options::kinds;
+use dynamodb_sessions::ConfigError;
+
+/// Longest cookie lifetime: browsers keep a cookie 400 days at most (RFC 6265bis).
+pub const MAX_COOKIE_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
+dynamodb_sessions::declare_options! {
+    /// Attributes of the session cookie.
+    pub struct HttpSettings;
+    /// Builds [`HttpSettings`]; `build` applies the defaults and every check.
+    pub struct HttpSettingsBuilder(given);
+
+    /// Cookie lifetime in seconds: 0 = a browser-session cookie (no `Max-Age`), as in PHP.
+    cookie_lifetime: Duration, env "COOKIE_LIFETIME", kind kinds::whole_seconds, default Duration::ZERO,
+        check |v| within(v, Duration::ZERO..=MAX_COOKIE_LIFETIME, "(400 days, the most browsers keep)");
+    /// Cookie `Path`.
+    cookie_path: String, env "COOKIE_PATH", kind kinds::text, default "/".into(),
+        check |v| if v.starts_with('/') && cookie_text(v) { Ok(()) } else {
+            Err("must start with / and hold no spaces, ; , \\ or \"".into())
+        };
+    /// Cookie `Domain`: empty = a host-only cookie.
+    cookie_domain: Option<String>, env "COOKIE_DOMAIN", kind kinds::optional_text, default None,
+        check |v| if v.as_deref().is_none_or(cookie_text) { Ok(()) } else {
+            Err("must hold no spaces, ; , \\ or \"".into())
+        };
+    /// Cookie `Secure`.
+    cookie_secure: bool, env "COOKIE_SECURE", kind kinds::flag, default true;
+    /// Cookie `HttpOnly`.
+    cookie_http_only: bool, env "COOKIE_HTTP_ONLY", kind kinds::flag, default true;
+    /// Cookie `SameSite`: `Strict`, `Lax` or `None`.
+    cookie_same_site: SameSite, env "COOKIE_SAME_SITE", kind same_site, default SameSite::Lax;
+}
+
+/// Text a cookie attribute can hold as it is.
+fn cookie_text(s: &str) -> bool {
+    s.chars().all(|ch| ch.is_ascii_graphic() && !";,\\\"".contains(ch))
+}
+
+/// `SameSite` in the environment: `Strict`, `Lax` or `None`, any case.
+mod same_site {
+    use cookie::SameSite;
+
+    pub fn parse(raw: &str) -> Result<SameSite, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(SameSite::Strict),
+            "lax" => Ok(SameSite::Lax),
+            "none" => Ok(SameSite::None),
+            _ => Err("must be Strict, Lax or None".into()),
+        }
+    }
+
+    pub fn render(value: &SameSite) -> String {
+        value.to_string()
+    }
+}
+
+impl HttpSettings {
+    fn check_relations(&self) -> Result<(), ConfigError> {
+        if self.cookie_same_site == SameSite::None && !self.cookie_secure {
+            return Err(ConfigError::new(
+                "COOKIE_SAME_SITE",
+                "None",
+                "browsers reject SameSite=None without COOKIE_SECURE=true",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<HttpSettings, ConfigError> {
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        HttpSettings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_secure_http_only_lax_browser_session_cookie() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s, HttpSettings::default());
+        assert_eq!(s.cookie_lifetime, Duration::ZERO);
+        assert_eq!(s.cookie_path, "/");
+        assert_eq!(s.cookie_domain, None);
+        assert!(s.cookie_secure && s.cookie_http_only);
+        assert_eq!(s.cookie_same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let s = from(&[
+            ("COOKIE_LIFETIME", "3600"),
+            ("COOKIE_PATH", "/app"),
+            ("COOKIE_DOMAIN", "example.com"),
+            ("COOKIE_SECURE", "false"),
+            ("COOKIE_HTTP_ONLY", "off"),
+            ("COOKIE_SAME_SITE", "strict"),
+        ])
+        .unwrap();
+        assert_eq!(s.cookie_lifetime, Duration::from_secs(3600));
+        assert_eq!(s.cookie_path, "/app");
+        assert_eq!(s.cookie_domain.as_deref(), Some("example.com"));
+        assert!(!s.cookie_secure && !s.cookie_http_only);
+        assert_eq!(s.cookie_same_site, SameSite::Strict);
+        assert_eq!(from(&[("COOKIE_DOMAIN", "")]).unwrap().cookie_domain, None, "empty = host-only");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable_and_value() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[("COOKIE_LIFETIME", "-1")], "COOKIE_LIFETIME", "-1"),
+            (&[("COOKIE_LIFETIME", "34560001")], "COOKIE_LIFETIME", "34560001"),
+            (&[("COOKIE_LIFETIME", "99999999999999999999")], "COOKIE_LIFETIME", "99999999999999999999"),
+            (&[("COOKIE_PATH", "app")], "COOKIE_PATH", "app"),
+            (&[("COOKIE_PATH", "/a b")], "COOKIE_PATH", "/a b"),
+            (&[("COOKIE_DOMAIN", "a;b")], "COOKIE_DOMAIN", "a;b"),
+            (&[("COOKIE_SECURE", "sometimes")], "COOKIE_SECURE", "sometimes"),
+            (&[("COOKIE_HTTP_ONLY", "")], "COOKIE_HTTP_ONLY", ""),
+            (&[("COOKIE_SAME_SITE", "Loose")], "COOKIE_SAME_SITE", "Loose"),
+            (&[("COOKIE_SAME_SITE", "None"), ("COOKIE_SECURE", "false")], "COOKIE_SAME_SITE", "None"),
+        ];
+        for (env, variable, value) in cases {
+            let err = from(env).expect_err(&format!("{env:?} should be refused"));
+            assert_eq!((err.variable, err.value.as_str()), (*variable, *value), "{env:?}");
+            let message = err.to_string();
+            assert!(message.contains(variable) && message.contains(&format!("{value:?}")), "{message}");
+        }
+        assert!(from(&[("COOKIE_LIFETIME", "34560000")]).is_ok(), "400 days is allowed");
+    }
+
+    #[test]
+    fn to_env_round_trips_and_follows_env_vars() {
+        let custom = from(&[("COOKIE_DOMAIN", "example.com"), ("COOKIE_SAME_SITE", "None")]).unwrap();
+        for settings in [HttpSettings::default(), custom] {
+            let env: HashMap<String, String> = settings.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            assert_eq!(HttpSettings::from_lookup(|name| env.get(name).cloned()).unwrap(), settings);
+            let names: Vec<&str> = settings.to_env().iter().map(|(k, _)| *k).collect();
+            let declared: Vec<&str> = HttpSettings::OPTIONS.iter().map(|o| o.variable).collect();
+            assert_eq!(names, declared);
+        }
+    }
+}
