@@ -77,7 +77,7 @@ pub mod fixtures {
 
     use crate::config::{Config, ConfigBuilder};
     use crate::table::TableCapacity;
-    use crate::SessionStore;
+    use crate::{LockToken, SessionStore};
 
     /// A unique table name, so tests can share one server.
     pub fn table_name(prefix: &str) -> String {
@@ -125,6 +125,25 @@ pub mod fixtures {
         }
         if locked {
             item.insert("lock".into(), AttributeValue::N("1".into()));
+        }
+        put_raw(store, item).await;
+    }
+
+    /// Writes session `sid` as this store writes it (version 1), `data`
+    /// stored as it is, and, with a token, locked by that token's lease.
+    pub async fn put_session(store: &SessionStore, sid: &str, data: &str, expires: i64, lock: Option<&LockToken>) {
+        let config = store.config();
+        let mut item: HashMap<String, AttributeValue> = [
+            (config.hash_key.clone(), AttributeValue::S(config.item_key(sid))),
+            (config.data_attribute.clone(), AttributeValue::S(data.into())),
+            (config.session_lifetime_attribute.clone(), AttributeValue::N(expires.to_string())),
+            ("version".into(), AttributeValue::N("1".into())),
+        ]
+        .into();
+        if let Some(token) = lock {
+            let (marker, lease_until_ms) = token.parts();
+            item.insert("lock".into(), AttributeValue::N(lease_until_ms.to_string()));
+            item.insert("lock_token".into(), AttributeValue::S(marker.into()));
         }
         put_raw(store, item).await;
     }

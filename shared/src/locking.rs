@@ -100,6 +100,12 @@ impl LockToken {
         }
     }
 
+    /// The marker and the lease's end, as the item holds them.
+    #[cfg(feature = "emulator")]
+    pub(crate) fn parts(&self) -> (&str, i64) {
+        (&self.marker, self.lease_until_ms)
+    }
+
     pub(crate) fn encoding(&self) -> Encoding {
         self.encoding
     }

@@ -241,6 +241,12 @@ impl SessionStore {
     /// lock and releases it (one request); without, it reads first, keeps the
     /// stored format, and writes only if nothing changed since the read.
     pub async fn replace(&self, id: &SessionId, data: Data, options: &WriteOptions) -> Result<Session, SessionError> {
+        // Data over the limit in the configured format costs no call.
+        if let Err(too_large @ SessionError::TooLarge { .. }) =
+            Encoding::configured(&self.config).encode(&self.config, &data)
+        {
+            return Err(too_large);
+        }
         match (&options.lock_token, &options.if_match) {
             (Some(token), None) => self.write_through(id, data, token).await,
             _ => self.update(id, options, |_| Ok(data.clone())).await,

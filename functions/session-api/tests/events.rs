@@ -18,7 +18,8 @@ use serde_json::Value;
 const LIVE: &str = "Xq7Zb2Lr9TkW4mNc8VpY3sHd6FgJ1aQe";
 const REGENERATE: &str = "Rg3nRg3nRg3nRg3nRg3nRg3nRg3nRg3n";
 const DELETE: &str = "De1eteMeDe1eteMeDe1eteMeDe1eteMe";
-const UNLOCK_TOKEN: &str = "hT9vQ2mXcL4sWz8bN1rY7g";
+/// The token events/api-unlock.json sends: its lease runs to 2100.
+const UNLOCK_TOKEN: &str = "hT9vQ2mXcL4sWz8bN1rY7g.4102444800000.jS";
 const LIVE_DATA: &str = r#"{"user.name":"jeremy","user.role":"admin"}"#;
 
 /// What each event must produce: an HTTP status, or a GC sweep.
@@ -77,11 +78,10 @@ fn every_event_file_has_an_expected_outcome() {
 
 async fn seeded_app(builder: dynamodb_sessions::ConfigBuilder, unlock_case: bool) -> TestApp {
     let app = app(builder).await;
-    let config = app.config().clone();
     let token = unlock_case.then_some(UNLOCK_TOKEN);
-    seed(&config, LIVE, LIVE_DATA, now() + 600, token).await;
-    seed(&config, REGENERATE, LIVE_DATA, now() + 600, None).await;
-    seed(&config, DELETE, LIVE_DATA, now() + 600, None).await;
+    seed(&app, LIVE, LIVE_DATA, now() + 600, token).await;
+    seed(&app, REGENERATE, LIVE_DATA, now() + 600, None).await;
+    seed(&app, DELETE, LIVE_DATA, now() + 600, None).await;
     app
 }
 
@@ -165,18 +165,18 @@ async fn the_scheduled_event_sweeps_expired_unlocked_sessions_only() {
     let app = app(Config::builder()).await;
     let config = app.config().clone();
     let expired = ["Ex1redEx1redEx1redEx1redEx1red01", "Ex1redEx1redEx1redEx1redEx1red02"];
-    seed(&config, LIVE, LIVE_DATA, now() + 600, None).await;
-    seed(&config, expired[0], "{}", now() - 60, None).await;
-    seed(&config, expired[1], "{}", now() - 60, None).await;
+    seed(&app, LIVE, LIVE_DATA, now() + 600, None).await;
+    seed(&app, expired[0], "{}", now() - 60, None).await;
+    seed(&app, expired[1], "{}", now() - 60, None).await;
     // Expired, but its holder is mid-request: the lease is live.
-    seed(&config, "L0ckedL0ckedL0ckedL0ckedL0cked01", "{}", now() - 60, Some("tokentokentokentoken")).await;
+    seed(&app, "L0ckedL0ckedL0ckedL0ckedL0cked01", "{}", now() - 60, Some(UNLOCK_TOKEN)).await;
 
     let mut context = Context::default();
     context.request_id = "test-run".into();
     context.deadline = (now() as u64 + 60) * 1000;
-    let outcome = session_gc::handle(app.store().client(), &config, LambdaEvent::new(event, context)).await.unwrap();
+    let outcome = session_gc::handle(app.store(), LambdaEvent::new(event, context)).await.unwrap();
     let ScheduledSweep::Swept(report) = outcome else { panic!("{outcome:?}") };
-    assert!(report.finished);
+    assert!(report.finished());
     assert_eq!((report.deleted, report.skipped), (2, 1));
     let store = app.store();
     assert!(store.load(&LIVE.parse().unwrap()).await.is_ok());

@@ -35,7 +35,8 @@ async fn a_session_lives_and_dies_through_the_api() {
     assert_eq!(body["data"], json!({"user.name": "jeremy"}));
     assert!(body["expires"].as_i64().unwrap() > now());
     assert_eq!(created.header("location"), Some(format!("/sessions/{id}").as_str()));
-    assert_eq!(created.header("etag"), Some("\"1\""));
+    let etag = created.header("etag").unwrap().to_string();
+    assert!(etag.len() == 26 && etag.starts_with('"') && etag.ends_with('"'), "an opaque entity tag: {etag}");
     assert_eq!(created.header("content-type"), Some("application/json"));
     assert_eq!(cookie_pair(&created), format!("PHPSESSID={id}"));
 
@@ -45,12 +46,16 @@ async fn a_session_lives_and_dies_through_the_api() {
     assert_eq!(calls, ["GetItem"], "a read is one GetItem");
     assert_eq!(read.json()["data"], json!({"user.name": "jeremy"}));
 
-    let stale = app.call("PUT", &path, &[JSON, ("if-match", "\"7\"")], Some("{}")).await;
+    assert_eq!(read.header("etag"), Some(etag.as_str()), "a read does not change the entity tag");
+
+    let stale = app.call("PUT", &path, &[JSON, ("if-match", "\"0123456789abcdef01234567\"")], Some("{}")).await;
     assert_eq!((stale.status.as_u16(), stale.code().as_str()), (412, "precondition_failed"));
-    let (replaced, calls) = counted(app.call("PUT", &path, &[JSON, ("if-match", "\"1\"")], Some(r#"{"a":1}"#))).await;
+    let (replaced, calls) = counted(app.call("PUT", &path, &[JSON, ("if-match", &etag)], Some(r#"{"a":1}"#))).await;
     assert_eq!(replaced.status, 200);
-    assert_eq!(calls, ["UpdateItem"], "a replace is one UpdateItem");
-    assert_eq!(replaced.header("etag"), Some("\"2\""));
+    assert_eq!(calls, ["GetItem", "UpdateItem"], "a replace without the lock reads, then writes if nothing changed");
+    assert_ne!(replaced.header("etag"), Some(etag.as_str()));
+    let again = app.call("PUT", &path, &[JSON, ("if-match", &etag)], Some("{}")).await;
+    assert_eq!(again.status, 412, "the old entity tag no longer matches");
 
     let merge_patch = ("content-type", "application/merge-patch+json");
     let patched = app.call("PATCH", &path, &[merge_patch], Some(r#"{"a":null,"b":2}"#)).await;
@@ -153,7 +158,7 @@ async fn a_client_never_chooses_its_id() {
 async fn expired_sessions_are_404_before_ttl_runs() {
     let app = app(Config::builder()).await;
     let sid = "ExpiredExpiredExpiredExpired0001";
-    seed(app.config(), sid, "{}", now() - 1, None).await;
+    seed(&app, sid, "{}", now() - 1, None).await;
     for method in ["GET", "DELETE"] {
         let status = app.call(method, &format!("/sessions/{sid}"), &[], None).await.status;
         assert!(status == 404 || (method == "DELETE" && status == 204), "{method}: {status}");
@@ -370,7 +375,7 @@ async fn a_body_flagged_base64_that_is_not_is_a_400_through_lambda() {
 async fn both_payload_versions_route_whatever_the_stage() {
     let app = app(Config::builder()).await;
     let id = "Xq7Zb2Lr9TkW4mNc8VpY3sHd6FgJ1aQe";
-    seed(app.config(), id, r#"{"n":1}"#, now() + 600, None).await;
+    seed(&app, id, r#"{"n":1}"#, now() + 600, None).await;
     // REST API (payload 1.0): `path` has no stage, which lambda_http adds to the URI.
     let rest: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/api-rest-v1-read.json")).unwrap(),
@@ -447,7 +452,7 @@ async fn each_request_logs_one_line_with_its_route_template_and_never_the_id() {
             ("GET", "unknown", 404)
         ]
     );
-    assert_eq!(requests[0]["fields"]["dynamodb_calls"], 1);
+    assert_eq!(requests[0]["fields"]["dynamodb_calls"], 2, "a PUT without the lock reads, then writes");
     let all = serde_json::to_string(&lines).unwrap();
     assert!(!all.contains(&id) && !all.contains("hunter2"), "no session id or data in the logs: {all}");
 }

@@ -4,13 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use dynamodb_sessions::{create_sessions_table, emulator, Config, ConfigBuilder, SessionStore};
+use dynamodb_sessions::emulator::fixtures;
+use dynamodb_sessions::{Config, ConfigBuilder, LockToken, SessionStore};
 use session_api::{router, ApiState, AutomaticGc, HttpSettings};
 use tower::ServiceExt;
 
@@ -28,12 +26,8 @@ pub async fn app(builder: ConfigBuilder) -> TestApp {
 
 /// The API with these HTTP settings and automatic GC timing.
 pub async fn app_with(builder: ConfigBuilder, settings: HttpSettings, gc: AutomaticGc) -> TestApp {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("api-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let config = builder.table_name(name).build().unwrap();
-    let client = emulator::client(emulator::shared_endpoint());
-    create_sessions_table(&client, &config, 5, 5).await.unwrap();
-    TestApp::new(ApiState::new(SessionStore::new(client, config), settings).unwrap().with_automatic_gc(gc))
+    let store = fixtures::store(builder).await;
+    TestApp::new(ApiState::new(store, settings).unwrap().with_automatic_gc(gc))
 }
 
 impl TestApp {
@@ -103,25 +97,12 @@ pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: Option<&
     builder.body(body.map(|b| Body::from(b.to_string())).unwrap_or_default()).unwrap()
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
+#[allow(unused_imports)]
+pub use fixtures::now;
 
-/// Writes a session item under a fixed id, as the events expect.
-pub async fn seed(config: &Config, sid: &str, data: &str, expires: i64, lock_token: Option<&str>) {
-    let client = emulator::client(emulator::shared_endpoint());
-    let mut put = client
-        .put_item()
-        .table_name(&config.table_name)
-        .item(&config.hash_key, AttributeValue::S(config.item_key(sid)))
-        .item(&config.data_attribute, AttributeValue::S(data.into()))
-        .item(&config.session_lifetime_attribute, AttributeValue::N(expires.to_string()))
-        .item("version", AttributeValue::N("1".into()));
-    if let Some(token) = lock_token {
-        put = put
-            .item("lock", AttributeValue::N("1".into()))
-            .item("lock_token", AttributeValue::S(token.into()))
-            .item("lock_until_ms", AttributeValue::N(((now() + 60) * 1000).to_string()));
-    }
-    put.send().await.unwrap();
+/// Writes a session item under a fixed id, as the events expect; locked by
+/// `lock_token` (a token as the API hands it out) when given.
+pub async fn seed(app: &TestApp, sid: &str, data: &str, expires: i64, lock_token: Option<&str>) {
+    let token = lock_token.map(|raw| LockToken::parse(raw).expect("a well-formed test token"));
+    fixtures::put_session(app.store(), sid, data, expires, token.as_ref()).await;
 }
