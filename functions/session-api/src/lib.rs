@@ -6,7 +6,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use dynamodb_sessions::{dynamodb_client, Config, SessionStore};
 //! use session_api::{router, ApiState, HttpSettings};
-//! let store = SessionStore::new(dynamodb_client().await, Config::from_env()?);
+//! let config = Config::from_env()?;
+//! let store = SessionStore::new(dynamodb_client(&config).await, config);
 //! let app = router(ApiState::new(store, HttpSettings::from_env()?)?);
 //! session_api::lambda::run(app).await
 //! # }
