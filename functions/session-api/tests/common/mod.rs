@@ -11,10 +11,29 @@ use lambda_http::http::Request as HttpRequest;
 use lambda_http::{Body, Request, Response};
 use session_api::App;
 
-pub async fn app(builder: ConfigBuilder) -> App {
+/// A table name no other test uses, so tests can share one server.
+fn fresh_table_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("api-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let config = builder.table_name(name).build().unwrap();
+    format!("api-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn app(builder: ConfigBuilder) -> App {
+    app_with(builder.table_name(fresh_table_name()).build().unwrap()).await
+}
+
+/// The app configured as the Lambda function is, by environment variable
+/// names (`("LOCKING_STRATEGY", "pessimistic")`), on a fresh table.
+pub async fn app_from_env(vars: &[(&str, &str)]) -> App {
+    let table = fresh_table_name();
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        _ => vars.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
+    })
+    .unwrap();
+    app_with(config).await
+}
+
+async fn app_with(config: Config) -> App {
     let client = emulator::client(emulator::shared_endpoint());
     create_sessions_table(&client, &config, 5, 5).await.unwrap();
     App::new(SessionStore::new(client, config))
