@@ -127,32 +127,16 @@ class DynamoDbSessionHandler implements SessionHandlerInterface
     private $sessionWritten = false;
 
     /**
-     * @param array $config the SDK's keys (table_name, hash_key, data_attribute,
+     * @param array $config the SDK v3 keys (table_name, hash_key, data_attribute,
      *   data_attribute_type, session_lifetime, session_lifetime_attribute,
      *   consistent_read, locking, max_lock_wait_time, min_lock_retry_microtime,
      *   max_lock_retry_microtime, batch_config) plus `endpoint` and `trace`.
-     *   `locking_strategy` ('pessimistic'/'pessemistic', the v2 name) and the v2
-     *   `gc_batch_size`/`gc_operation_delay` are accepted as aliases.
+     *   Like the SDK, it ignores other keys, the v2 names included
+     *   (locking_strategy, gc_batch_size, gc_operation_delay, automatic_gc).
      */
     public function __construct(array $config)
     {
-        if (!isset($config['locking']) && isset($config['locking_strategy'])) {
-            $config['locking'] = in_array(strtolower((string) $config['locking_strategy']), ['pessimistic', 'pessemistic'], true);
-        }
-        $batch = $config['batch_config'] ?? [];
-        if (isset($config['gc_batch_size'])) {
-            $batch += ['batch_size' => (int) $config['gc_batch_size']];
-        }
-        if (!empty($config['gc_operation_delay']) && !isset($batch['before'])) {
-            $delay = (float) $config['gc_operation_delay'];
-            $batch['before'] = function () use ($delay) {
-                usleep((int) ($delay * 1000000));
-            };
-        }
-        $batch += ['batch_size' => 25, 'before' => null];
-        if ($batch['batch_size'] > 25 || $batch['batch_size'] < 2) {
-            throw new InvalidArgumentException('"batch_size" must be between 2 and 25.');
-        }
+        $batch = ($config['batch_config'] ?? []) + ['batch_size' => 25, 'before' => null];
         $this->config = [
             'table_name' => 'sessions',
             'hash_key' => 'id',
@@ -247,6 +231,11 @@ class DynamoDbSessionHandler implements SessionHandlerInterface
     /** Deletes expired, unlocked sessions, as the SDK's deleteExpired(). */
     public function garbageCollect(): void
     {
+        // The SDK checks this when its WriteRequestBatch is made, i.e. here.
+        $size = $this->config['batch_config']['batch_size'];
+        if ($size > 25 || $size < 2) {
+            throw new InvalidArgumentException('"batch_size" must be between 2 and 25.');
+        }
         $hashKey = $this->config['hash_key'];
         $scan = [
             'TableName' => $this->config['table_name'],
