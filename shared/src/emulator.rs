@@ -93,7 +93,16 @@ pub mod fixtures {
     /// A store on a fresh 5/5 table reached through `client`.
     pub async fn store_on(client: Client, builder: ConfigBuilder) -> SessionStore {
         let config = builder.table_name(table_name("t")).build().expect("a valid test config");
-        let store = SessionStore::new(client, config);
+        create(SessionStore::new(client, config)).await
+    }
+
+    /// A store for `config` (whose table name should be a fresh
+    /// [`table_name`]) on a new 5/5 table of the shared test endpoint.
+    pub async fn store_for(config: Config) -> SessionStore {
+        create(SessionStore::new(super::client(super::shared_endpoint()), config)).await
+    }
+
+    async fn create(store: SessionStore) -> SessionStore {
         store.create_table(TableCapacity::Provisioned { read: 5, write: 5 }).await.expect("the test table");
         store
     }

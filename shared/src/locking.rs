@@ -217,13 +217,13 @@ impl SessionStore {
         let config = self.config();
         let now = Now::sample();
         let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
-        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token, {P_EXP} = :new_expires"))
+        // The lock alone changes nothing else (as PHP's): the write or the
+        // unlock that ends it refreshes the expiry.
+        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token"))
             .name(P_LOCK, LOCK)
             .name(P_TOKEN, LOCK_TOKEN)
-            .name(P_EXP, &config.session_lifetime_attribute)
             .value(":lease", attr_n(lease_until_ms))
-            .value(":token", attr_s(marker))
-            .value(":new_expires", attr_n(self.new_expiry(now)));
+            .value(":token", attr_s(marker));
         let result = self
             .update_item(id)
             .update(update)
@@ -249,8 +249,8 @@ impl SessionStore {
         match self.session(id, &record, Some(token.clone())) {
             Ok(session) => Ok(Ok(session)),
             Err(err) => {
-                // Never leave a lock behind on an error.
-                self.unlock(id, &token).await?;
+                // Never leave a lock behind on an error, nor change anything else.
+                self.release(id, &token, None).await?;
                 Err(err)
             }
         }
@@ -276,15 +276,28 @@ impl SessionStore {
         }
     }
 
-    /// Releases the caller's lock without writing. Releasing a lock that is
-    /// no longer the caller's (already released, or taken over) succeeds:
-    /// there is nothing of the caller's left to release.
+    /// Releases the caller's lock without writing the data, and refreshes
+    /// the expiry (the request that read it was activity). Releasing a lock
+    /// that is no longer the caller's (already released, or taken over)
+    /// succeeds: there is nothing of the caller's left to release.
     pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
+        let now = Now::sample();
+        self.release(id, token, Some(self.new_expiry(now))).await
+    }
+
+    /// Removes the caller's lock, and sets the expiry when given.
+    async fn release(&self, id: &SessionId, token: &LockToken, new_expires: Option<i64>) -> Result<(), SessionError> {
         let config = self.config();
         let now = Now::sample();
+        let update = match new_expires {
+            Some(expires) => Expr::new(format!("SET {P_EXP} = :new_expires REMOVE {REMOVE_LOCK}"))
+                .name(P_EXP, &config.session_lifetime_attribute)
+                .value(":new_expires", attr_n(expires)),
+            None => Expr::new(format!("REMOVE {REMOVE_LOCK}")),
+        };
         let result = self
             .update_item(id)
-            .update(bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}"))))
+            .update(bind_lock_names(update))
             .condition(conditions::live(config, now).and(token.held()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

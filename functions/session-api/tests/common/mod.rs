@@ -24,6 +24,19 @@ pub async fn app(builder: ConfigBuilder) -> TestApp {
     app_with(builder, HttpSettings::default(), AutomaticGc::default()).await
 }
 
+/// The API configured as the Lambda function is, by environment variable
+/// names (`("LOCKING_STRATEGY", "pessimistic")`), on a fresh table.
+pub async fn app_from_env(vars: &[(&str, &str)]) -> TestApp {
+    let table = fixtures::table_name("api");
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        _ => vars.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
+    })
+    .unwrap();
+    let store = fixtures::store_for(config).await;
+    TestApp::new(ApiState::new(store, HttpSettings::default()).unwrap())
+}
+
 /// The API with these HTTP settings and automatic GC timing.
 pub async fn app_with(builder: ConfigBuilder, settings: HttpSettings, gc: AutomaticGc) -> TestApp {
     let store = fixtures::store(builder).await;

@@ -1,0 +1,911 @@
+//! PHP and this service sharing one table (issue 7), with real `php`.
+//!
+//! `tests/php/session.php` plays scripted PHP requests through
+//! `tests/php/DynamoDbSessionHandler.php`, a stand-in for the AWS SDK for PHP
+//! v3 session handler that sends the SDK's exact requests (see its header),
+//! against the same DynamoDB endpoint as the API under test. Each test is one
+//! mixed-writer scenario a PHP team relies on: what one side writes the other
+//! reads, locks hold across both, and nothing is lost, emptied or left locked.
+//!
+//! PHP runs as a child process printing one JSON line per DynamoDB call and
+//! per step; a test can hold a PHP request mid-way (`wait`) and act on the
+//! API meanwhile. Lock waits are kept to 1-2 s; nothing here asserts a time.
+//!
+//! Run: `cargo test -p session-api --test php_interop` (needs `php` 8 CLI on
+//! PATH; a missing `php` fails every test, it never skips them). By hand:
+//! `php tests/php/session.php '{"endpoint":..., "table":..., "actions":[...]}'`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use common::{app_from_env, now, TestApp as App};
+use dynamodb_sessions::{emulator, SweepOptions};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------
+// The API side: every call goes through `call`, the one place to change when
+// the tests drive a Router instead of `handle`.
+
+/// What the API answered.
+struct Reply {
+    status: u16,
+    body: Value,
+    lock_token: Option<String>,
+}
+
+async fn call(app: &App, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
+    let body = body.map(Value::to_string);
+    let response = app.call(method, path, headers, body.as_deref()).await;
+    Reply {
+        status: response.status.as_u16(),
+        body: response.json(),
+        lock_token: response.header("x-session-lock-token").map(str::to_string),
+    }
+}
+
+const JSON_BODY: (&str, &str) = ("content-type", "application/json");
+
+async fn create(app: &App, data: &Value) -> Reply {
+    call(app, "POST", "/sessions", &[JSON_BODY], Some(data)).await
+}
+
+async fn get(app: &App, sid: &str) -> Reply {
+    call(app, "GET", &format!("/sessions/{sid}"), &[], None).await
+}
+
+async fn put(app: &App, sid: &str, data: &Value, lock_token: Option<&str>) -> Reply {
+    let mut headers = vec![JSON_BODY];
+    headers.extend(lock_token.map(|token| ("x-session-lock-token", token)));
+    call(app, "PUT", &format!("/sessions/{sid}"), &headers, Some(data)).await
+}
+
+async fn patch(app: &App, sid: &str, merge_patch: &Value) -> Reply {
+    let headers = [("content-type", "application/merge-patch+json")];
+    call(app, "PATCH", &format!("/sessions/{sid}"), &headers, Some(merge_patch)).await
+}
+
+async fn unlock(app: &App, sid: &str, lock_token: &str) -> Reply {
+    call(app, "DELETE", &format!("/sessions/{sid}/lock"), &[("x-session-lock-token", lock_token)], None).await
+}
+
+async fn delete(app: &App, sid: &str) -> Reply {
+    call(app, "DELETE", &format!("/sessions/{sid}"), &[], None).await
+}
+
+/// Our sweep, as the scheduled GC function runs it.
+async fn our_gc(app: &App) {
+    let report = app.store().delete_expired(SweepOptions::default()).await.unwrap();
+    assert!(report.finished(), "{report:?}");
+}
+
+/// Pessimistic locking with a short wait, as environment variables.
+fn locking(max_lock_wait_time: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("LOCKING_STRATEGY", "pessimistic"),
+        ("MAX_LOCK_WAIT_TIME", max_lock_wait_time),
+        ("MIN_LOCK_RETRY_MICROTIME", "5000"),
+        ("MAX_LOCK_RETRY_MICROTIME", "20000"),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The table itself, read and seeded directly.
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The item key of a session id as the PHP SDK builds it: `trim(name . '_' . id, '_')`.
+fn php_key(app: &App, sid: &str) -> AttributeValue {
+    let name = &app.store().config().session_name;
+    AttributeValue::S(format!("{name}_{sid}").trim_matches('_').to_string())
+}
+
+/// The session's item, looked up by PHP's key.
+async fn raw(app: &App, sid: &str) -> Option<Item> {
+    let config = app.store().config();
+    let out = app
+        .store()
+        .client()
+        .get_item()
+        .table_name(&config.table_name)
+        .key(&config.hash_key, php_key(app, sid))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item
+}
+
+/// The stored `data` as text (S, or B read as bytes).
+fn stored_data(item: &Item) -> String {
+    match item.get("data") {
+        Some(AttributeValue::S(text)) => text.clone(),
+        Some(AttributeValue::B(bytes)) => String::from_utf8_lossy(bytes.as_ref()).into_owned(),
+        other => panic!("no data attribute: {other:?}"),
+    }
+}
+
+fn php_lock(item: &Item) -> Option<&AttributeValue> {
+    item.get("lock")
+}
+
+/// Moves a session's expiry, as time passing would (no other attribute touched).
+async fn set_expires(app: &App, sid: &str, expires: i64) {
+    let config = app.store().config();
+    app.store()
+        .client()
+        .update_item()
+        .table_name(&config.table_name)
+        .key(&config.hash_key, php_key(app, sid))
+        .update_expression("SET #e = :e")
+        .expression_attribute_names("#e", &config.session_lifetime_attribute)
+        .expression_attribute_values(":e", AttributeValue::N(expires.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The PHP side.
+
+const SESSION_PHP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/session.php");
+/// A guard against a hung child only; no test waits anywhere near this.
+const PHP_SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A PHP application on the test's table: its serializer and SDK handler options.
+#[derive(Clone)]
+struct PhpApp {
+    endpoint: String,
+    table: String,
+    serializer: &'static str,
+    handler: serde_json::Map<String, Value>,
+    ini: serde_json::Map<String, Value>,
+}
+
+impl PhpApp {
+    fn new(app: &App, serializer: &'static str) -> PhpApp {
+        PhpApp {
+            endpoint: emulator::shared_endpoint().to_string(),
+            table: app.store().config().table_name.clone(),
+            serializer,
+            handler: Default::default(),
+            ini: Default::default(),
+        }
+    }
+
+    /// An SDK handler option (`locking`, `max_lock_wait_time`, `session_lifetime`, ...).
+    fn option(mut self, name: &str, value: impl Into<Value>) -> PhpApp {
+        self.handler.insert(name.into(), value.into());
+        self
+    }
+
+    /// The SDK's locking connection, waiting up to `max_lock_wait_time` seconds.
+    fn locking(self, max_lock_wait_time: u64) -> PhpApp {
+        self.option("locking", true).option("max_lock_wait_time", max_lock_wait_time)
+    }
+
+    fn ini(mut self, name: &str, value: &str) -> PhpApp {
+        self.ini.insert(name.into(), value.into());
+        self
+    }
+
+    fn spawn(&self, actions: Value) -> Php {
+        let script = json!({
+            "endpoint": self.endpoint,
+            "table": self.table,
+            "serialize_handler": self.serializer,
+            "handler": self.handler,
+            "ini": self.ini,
+            "actions": actions,
+        });
+        Php::spawn(&script)
+    }
+
+    /// Runs a request to the end.
+    fn run(&self, actions: Value) -> PhpRun {
+        self.spawn(actions).finish()
+    }
+
+    /// A new PHP session with `values` (an object, or `[key, value]` pairs in
+    /// order; none: an empty session, `{id, expires}`), and its id.
+    fn new_session(&self, values: Value) -> String {
+        let run = self.run(json!([{"create_id": true}, {"start": {}}, {"set": values}, {"write_close": true}]));
+        assert_clean(run.step("start"));
+        run.step("start")["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// A running `php session.php`.
+struct Php {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<Value>,
+}
+
+impl Php {
+    fn spawn(script: &Value) -> Php {
+        let mut child = Command::new("php")
+            .arg(SESSION_PHP)
+            .arg(script.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `php` ({e}): the PHP interop tests need the PHP 8 CLI \
+                     (Debian: apt-get install php-cli); they are never skipped"
+                )
+            });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Php { child, stdin, lines, seen: Vec::new() }
+    }
+
+    /// The next line PHP printed, None once it has exited.
+    fn next(&mut self) -> Option<Value> {
+        match self.lines.recv_timeout(PHP_SILENCE_LIMIT) {
+            Ok(line) => {
+                let event: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("php printed a non-JSON line ({e}): {line}"));
+                self.seen.push(event.clone());
+                Some(event)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("php printed nothing for {PHP_SILENCE_LIMIT:?}; so far: {:#?}", self.seen)
+            }
+        }
+    }
+
+    /// Reads on until an event matches.
+    fn until(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            match self.next() {
+                Some(event) if matches(&event) => return event,
+                Some(_) => {}
+                None => {
+                    let stderr = self.stderr();
+                    panic!("php ended before {what}; it printed: {:#?}{stderr}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Until the request blocks on a `wait` step.
+    fn until_waiting(&mut self) {
+        self.until("its wait step", |e| e["waiting"] == true);
+    }
+
+    /// Until a lock attempt has failed: PHP is now waiting for the lock.
+    fn until_lock_refused(&mut self) {
+        self.until("a refused lock attempt", |e| e["call"]["error"] == "ConditionalCheckFailedException");
+    }
+
+    /// Lets a `wait` step go on.
+    fn resume(&mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        if text.is_empty() {
+            text
+        } else {
+            format!("\nstderr:\n{text}")
+        }
+    }
+
+    /// Reads to the end; the request must have finished cleanly.
+    fn finish(mut self) -> PhpRun {
+        self.stdin = None;
+        while self.next().is_some() {}
+        let status = self.child.wait().unwrap();
+        let done = self.seen.last().is_some_and(|e| e["done"] == true);
+        if !status.success() || !done {
+            let stderr = self.stderr();
+            panic!("php failed ({status}); it printed: {:#?}{stderr}", self.seen);
+        }
+        PhpRun { events: self.seen }
+    }
+
+    /// Reads to the end of a request that killed itself (`crash`).
+    fn finish_crashed(mut self) -> PhpRun {
+        self.stdin = None;
+        while self.next().is_some() {}
+        let status = self.child.wait().unwrap();
+        assert!(!status.success(), "the request was to die holding its lock; it printed: {:#?}", self.seen);
+        PhpRun { events: self.seen }
+    }
+}
+
+/// Everything a finished PHP request printed.
+struct PhpRun {
+    events: Vec<Value>,
+}
+
+impl PhpRun {
+    fn steps(&self, action: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["action"] == action).collect()
+    }
+
+    fn step(&self, action: &str) -> &Value {
+        self.steps(action).into_iter().next().unwrap_or_else(|| panic!("no {action} step in {:#?}", self.events))
+    }
+}
+
+/// A step PHP took without a warning or an error (e.g. "Failed to decode session object").
+fn assert_clean(step: &Value) {
+    assert_eq!(step["warnings"], json!([]), "PHP warned during {}: {step:#}", step["action"]);
+    assert_eq!(step["error"], Value::Null, "PHP failed during {}: {step:#}", step["action"]);
+    if step["action"] == "start" {
+        assert_eq!(step["result"], true, "session_start() failed: {step:#}");
+    }
+}
+
+/// `$_SESSION` after a step, as JSON (PHP prints an empty array as `[]`).
+fn session(step: &Value) -> Value {
+    match &step["session"] {
+        Value::Array(items) if items.is_empty() => json!({}),
+        other => other.clone(),
+    }
+}
+
+/// `session_encode()` after a step: the session in PHP's own serializer format.
+fn encoded(step: &Value) -> String {
+    let b64 = step["encoded_b64"].as_str().unwrap_or_else(|| panic!("no session_encode() in {step:#}"));
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+}
+
+/// What PHP's own serializer makes of `{"user.name": "jeremy", "n": 3}`.
+fn jeremy_in(serializer: &str) -> &'static str {
+    match serializer {
+        "php" => r#"user.name|s:6:"jeremy";n|i:3;"#,
+        "php_serialize" => r#"a:2:{s:9:"user.name";s:6:"jeremy";s:1:"n";i:3;}"#,
+        other => panic!("no such serializer {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 0. The stand-in sends what the SDK sends: pinned here so it cannot drift.
+
+/// The requests of a step's DynamoDB calls, each with the time-dependent
+/// number (the new `expires`, or the Scan's `now`) replaced by `"<time>"`
+/// once checked to lie within `lifetime` of the step's clock.
+fn requests(step: &Value, lifetime: i64) -> Vec<Value> {
+    let clock = step["time"].as_i64();
+    step["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut request = c["request"].clone();
+            let timed = ["/AttributeUpdates/expires/Value/N", "/ScanFilter/expires/AttributeValueList/0/N"];
+            for path in timed {
+                let Some(n) = request.pointer_mut(path) else { continue };
+                let at: i64 = n.as_str().unwrap().parse().unwrap();
+                let base = clock.unwrap_or_else(now);
+                assert!((base - 30..=base + 30).contains(&(at - lifetime)), "{at} is not now + {lifetime}");
+                *n = json!("<time>");
+            }
+            request
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_php_stand_in_sends_the_sdk_requests() {
+    let app = app_from_env(&[]).await;
+    let table = app.store().config().table_name.clone();
+    let sid = "standinstandinstandin00001";
+    let key = json!({"id": {"S": format!("PHPSESSID_{sid}")}});
+    let get_item = json!({"TableName": table, "Key": key, "ConsistentRead": true});
+    let update = |data: Option<Value>| {
+        let mut updates = json!({"expires": {"Value": {"N": "<time>"}}, "lock": {"Action": "DELETE"}});
+        if let Some(data) = data {
+            updates["data"] = data;
+        }
+        json!({"TableName": table, "Key": key, "AttributeUpdates": updates})
+    };
+
+    let php = PhpApp::new(&app, "php").option("session_lifetime", 600);
+    let run = php.run(json!([
+        {"id": sid}, {"start": {}}, {"set": {"n": 1}}, {"write_close": true},
+        {"start": {}}, {"write_close": true},
+        {"start": {}}, {"unset": ["n"]}, {"write_close": true},
+        {"start": {}}, {"destroy": true},
+    ]));
+    let (starts, closes) = (run.steps("start"), run.steps("write_close"));
+    assert_eq!(requests(starts[0], 0), [get_item], "a read is GetItem, ConsistentRead per option");
+    assert_eq!(requests(closes[0], 600), [update(Some(json!({"Value": {"S": "n|i:1;"}})))]);
+    assert_eq!(requests(closes[1], 600), [update(None)], "unchanged data is not sent again");
+    assert_eq!(requests(closes[2], 600), [update(Some(json!({"Action": "DELETE"})))], "empty data is removed");
+    let destroy = run.step("destroy");
+    assert_eq!(requests(destroy, 0), [json!({"TableName": table, "Key": key})]);
+    assert_eq!(destroy["calls"][0]["op"], "DeleteItem");
+
+    let locking = PhpApp::new(&app, "php").locking(1).option("session_lifetime", 600);
+    let run = locking.run(json!([{"id": sid}, {"start": {}}, {"set": {"n": 1}}]));
+    let lock = json!({
+        "TableName": table, "Key": key,
+        "Expected": {"lock": {"Exists": false}},
+        "AttributeUpdates": {"lock": {"Value": {"N": "1"}}},
+        "ReturnValues": "ALL_NEW",
+    });
+    assert_eq!(requests(run.step("start"), 0), [lock], "a locking read is the legacy conditional UpdateItem");
+    assert_eq!(run.step("start")["calls"][0]["op"], "UpdateItem");
+    assert_eq!(requests(run.step("end"), 600), [update(Some(json!({"Value": {"S": "n|i:1;"}})))]);
+
+    let binary = PhpApp::new(&app, "php").option("session_lifetime", 600).option("data_attribute_type", "binary");
+    let run = binary.run(json!([{"id": sid}, {"start": {}}, {"set": {"n": 2}}]));
+    let b64 = base64::engine::general_purpose::STANDARD.encode("n|i:2;");
+    assert_eq!(requests(run.step("end"), 600), [update(Some(json!({"Value": {"B": b64}})))]);
+
+    let expired = PhpApp::new(&app, "php").option("session_lifetime", -60);
+    let run = expired.run(json!([{"id": sid}, {"start": {}}, {"set": {"n": 3}}, {"write_close": true},
+                                 {"garbage_collect": true}]));
+    let gc = run.step("garbage_collect");
+    let ops: Vec<&Value> = gc["calls"].as_array().unwrap().iter().map(|c| &c["op"]).collect();
+    assert_eq!(ops, ["Scan", "BatchWriteItem"]);
+    assert_eq!(
+        requests(gc, 0),
+        [
+            json!({"TableName": table, "AttributesToGet": ["id"], "ScanFilter": {
+                "expires": {"ComparisonOperator": "LT", "AttributeValueList": [{"N": "<time>"}]},
+                "lock": {"ComparisonOperator": "NULL"},
+            }}),
+            json!({"RequestItems": {table.clone(): [{"DeleteRequest": {"Key": key}}]}}),
+        ]
+    );
+    assert!(raw(&app, sid).await.is_none(), "PHP's GC deleted the expired session");
+}
+
+// ---------------------------------------------------------------------------
+// 1. PHP writes, the API reads and patches, PHP reads the patch, and the
+//    stored data stays in PHP's format (the service's own DATA_FORMAT is the
+//    default, json: a write keeps the format an item already has).
+
+async fn php_writes_the_api_reads_and_patches(serializer: &'static str) {
+    let app = app_from_env(&[]).await;
+    let php = PhpApp::new(&app, serializer);
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+    let stored = stored_data(&raw(&app, &sid).await.expect("PHP wrote its session"));
+    assert_eq!(stored, jeremy_in(serializer), "the stand-in writes PHP's format (harness check)");
+
+    let read = get(&app, &sid).await;
+    assert_eq!(read.status, 200, "GET of a session PHP wrote ({serializer}): {}", read.body);
+    assert_eq!(read.body["data"], json!({"user.name": "jeremy", "n": 3}));
+
+    let patched = patch(&app, &sid, &json!({"n": 4, "user.role": "admin"})).await;
+    assert_eq!(patched.status, 200, "PATCH of a session PHP wrote: {}", patched.body);
+    assert_eq!(patched.body["data"], json!({"user.name": "jeremy", "n": 4, "user.role": "admin"}));
+
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 4, "user.role": "admin"}));
+    let stored = stored_data(&raw(&app, &sid).await.unwrap());
+    assert_eq!(stored, encoded(start), "the patched data is exactly what PHP's {serializer} serializer writes");
+}
+
+#[tokio::test]
+async fn php_writes_the_api_reads_and_patches_php_serializer() {
+    php_writes_the_api_reads_and_patches("php").await;
+}
+
+#[tokio::test]
+async fn php_writes_the_api_reads_and_patches_php_serialize_serializer() {
+    php_writes_the_api_reads_and_patches("php_serialize").await;
+}
+
+// ---------------------------------------------------------------------------
+// 2. The API creates, in each DATA_FORMAT; PHP reads what matches its
+//    serialize_handler.
+
+fn varied_values() -> Value {
+    json!({
+        "user.name": "jeremy",
+        "n": 3,
+        "ratio": 0.5,
+        "admin": false,
+        "nothing": null,
+        "tags": ["a", "b"],
+        "profile": {"city": "Zürich", "zip": 8001},
+    })
+}
+
+async fn the_api_creates_and_php_reads(format: &'static str) {
+    let app = app_from_env(&[("DATA_FORMAT", format)]).await;
+    let created = create(&app, &varied_values()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let sid = created.body["id"].as_str().unwrap().to_string();
+    let stored = stored_data(&raw(&app, &sid).await.unwrap());
+
+    let run = PhpApp::new(&app, format).run(json!([{"cookie": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), varied_values(), "PHP ({format}) reads what the API created");
+    assert_eq!(stored, encoded(start), "DATA_FORMAT={format} stores exactly what PHP's serializer writes");
+}
+
+#[tokio::test]
+async fn the_api_creates_in_json_by_default_and_reads_it_back() {
+    let app = app_from_env(&[("DATA_FORMAT", "json")]).await;
+    let created = create(&app, &varied_values()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let sid = created.body["id"].as_str().unwrap();
+    let stored: Value = serde_json::from_str(&stored_data(&raw(&app, sid).await.unwrap())).unwrap();
+    assert_eq!(stored, varied_values(), "DATA_FORMAT=json stores a JSON object");
+    assert_eq!(get(&app, sid).await.body["data"], varied_values());
+}
+
+#[tokio::test]
+async fn the_api_creates_in_php_format_and_php_reads() {
+    the_api_creates_and_php_reads("php").await;
+}
+
+#[tokio::test]
+async fn the_api_creates_in_php_serialize_format_and_php_reads() {
+    the_api_creates_and_php_reads("php_serialize").await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. A PHP request holds its lock: a locking API read waits and answers 423,
+//    and changes nothing (PHP's lock stays); once PHP closes, the API locks.
+
+#[tokio::test]
+async fn a_php_lock_holds_off_a_locking_api_read() {
+    let app = app_from_env(&locking("1")).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!({}));
+    let mut holder = php.clone().locking(10).spawn(json!([{"id": sid}, {"start": {}}, {"wait": true}]));
+    holder.until_waiting();
+    let held = raw(&app, &sid).await.unwrap();
+    assert_eq!(php_lock(&held), Some(&AttributeValue::N("1".into())), "PHP holds its lock (harness check)");
+
+    let read = get(&app, &sid).await;
+    assert_eq!(read.status, 423, "a locking read while PHP holds the lock: {}", read.body);
+    assert_eq!(raw(&app, &sid).await.unwrap(), held, "the refused read left PHP's lock and the session as they were");
+
+    holder.resume();
+    assert_clean(holder.finish().step("start"));
+    let after = raw(&app, &sid).await.unwrap();
+    assert_eq!(php_lock(&after), None, "PHP's close released its lock");
+    let read = get(&app, &sid).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(read.lock_token.is_some(), "the API locks the session once PHP is done");
+}
+
+// ---------------------------------------------------------------------------
+// 4. The API holds the lock: a locking PHP read waits, and gets the session
+//    once the API writes through with its token, or unlocks.
+
+enum Release {
+    WriteThrough,
+    Unlock,
+}
+
+async fn php_waits_for_the_api_lock(serializer: &'static str, release: Release) {
+    let mut env = locking("1");
+    env.push(("DATA_FORMAT", serializer));
+    let app = app_from_env(&env).await;
+    let php = PhpApp::new(&app, serializer);
+    let sid = php.new_session(json!({}));
+    let locked = get(&app, &sid).await;
+    assert_eq!(locked.status, 200, "{}", locked.body);
+    let token = locked.lock_token.expect("a locking read returns its token");
+
+    // PHP gives up after 30 s; the lock is released as soon as PHP is seen waiting.
+    let mut waiter = php.clone().locking(30).spawn(json!([{"id": sid}, {"start": {}}]));
+    waiter.until_lock_refused();
+    let expected = match release {
+        Release::WriteThrough => {
+            let written = put(&app, &sid, &json!({"user.name": "jeremy"}), Some(&token)).await;
+            assert_eq!(written.status, 200, "{}", written.body);
+            json!({"user.name": "jeremy"})
+        }
+        Release::Unlock => {
+            let unlocked = unlock(&app, &sid, &token).await;
+            assert_eq!(unlocked.status, 204, "{}", unlocked.body);
+            json!({})
+        }
+    };
+    let run = waiter.finish();
+    let start = run.step("start");
+    let attempts = start["calls"].as_array().unwrap();
+    assert_eq!(attempts[0]["error"], "ConditionalCheckFailedException", "PHP waited for the API's lock");
+    assert_eq!(attempts.last().unwrap()["error"], Value::Null, "then PHP took the lock: {start:#}");
+    assert_clean(start);
+    assert_eq!(session(start), expected, "PHP reads what the lock holder left");
+    let after = raw(&app, &sid).await.unwrap();
+    assert_eq!(php_lock(&after), None, "PHP's close released the lock");
+    if matches!(release, Release::WriteThrough) {
+        assert_eq!(stored_data(&after), encoded(start), "the write-through stored PHP's {serializer} format");
+    }
+}
+
+#[tokio::test]
+async fn php_waits_for_the_api_lock_until_a_write_through_php_serializer() {
+    php_waits_for_the_api_lock("php", Release::WriteThrough).await;
+}
+
+#[tokio::test]
+async fn php_waits_for_the_api_lock_until_a_write_through_php_serialize_serializer() {
+    php_waits_for_the_api_lock("php_serialize", Release::WriteThrough).await;
+}
+
+#[tokio::test]
+async fn php_waits_for_the_api_lock_until_it_is_released() {
+    php_waits_for_the_api_lock("php", Release::Unlock).await;
+}
+
+// ---------------------------------------------------------------------------
+// 5. PHP writes (without locking) over the API's lock: PHP's write removes
+//    `lock`, which ends our lock; our old token must not write through after
+//    that, nor under a later PHP lock, and our old lease must not let a
+//    reader take a PHP lock over.
+
+#[tokio::test]
+async fn a_php_write_over_our_lock_voids_our_token() {
+    let app = app_from_env(&locking("1")).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!({}));
+    let locked = get(&app, &sid).await;
+    let token = locked.lock_token.expect("a locking read returns its token");
+
+    let run = php.run(json!([{"id": sid}, {"start": {}}, {"set": {"n": 1}}, {"write_close": true}]));
+    assert_clean(run.step("start"));
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), "n|i:1;", "PHP wrote (harness check)");
+
+    let stale = put(&app, &sid, &json!({"n": 2}), Some(&token)).await;
+    assert!(
+        [409, 423].contains(&stale.status),
+        "a write-through with a token PHP's write ended must be refused, got {}: {}",
+        stale.status,
+        stale.body
+    );
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), "n|i:1;", "nothing PHP wrote is lost");
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    assert_eq!(session(run.step("start")), json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn a_stale_token_or_lease_never_overrides_a_php_lock() {
+    let mut env = locking("2");
+    env.push(("LOCK_LEASE", "1"));
+    let app = app_from_env(&env).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!({}));
+    let token = get(&app, &sid).await.lock_token.expect("a locking read returns its token");
+    // A PHP request reads and closes: its write removes `lock` (and only that).
+    assert_clean(php.run(json!([{"id": sid}, {"start": {}}])).step("start"));
+    // A locking PHP request takes the lock and holds it.
+    let mut holder =
+        php.clone().locking(10).spawn(json!([{"id": sid}, {"start": {}}, {"wait": true}, {"set": {"n": 1}}]));
+    holder.until_waiting();
+    let held = raw(&app, &sid).await.unwrap();
+    assert_eq!(php_lock(&held), Some(&AttributeValue::N("1".into())), "PHP holds its lock (harness check)");
+
+    // Our old lease (1 s) runs out while this read waits (2 s): it must still wait for PHP.
+    let reader = get(&app, &sid).await;
+    assert_eq!(reader.status, 423, "a reader took over PHP's live lock: {}", reader.body);
+    let stale = put(&app, &sid, &json!({"n": 2}), Some(&token)).await;
+    assert_eq!(
+        (stale.status, stale.body["error"]["code"].as_str()),
+        (409, Some("lock_lost")),
+        "an old token must not write through under PHP's lock: {}",
+        stale.body
+    );
+    assert_eq!(raw(&app, &sid).await.unwrap(), held, "PHP's lock and the session are as PHP left them");
+
+    holder.resume();
+    holder.finish();
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), "n|i:1;", "the PHP request that held the lock wrote");
+}
+
+// ---------------------------------------------------------------------------
+// 6. PHP's GC and ours, on one table, delete only expired, unlocked sessions.
+
+/// Sessions of both kinds, by what GC must do with them.
+struct GcSeed {
+    keep: Vec<(&'static str, String)>,
+    delete: Vec<(&'static str, String)>,
+}
+
+async fn seed_for_gc(app: &App) -> GcSeed {
+    let php = PhpApp::new(app, "php");
+    let past = now() - 60;
+    let php_live = php.new_session(json!({"a": 1}));
+    let php_expired = php.clone().option("session_lifetime", -60).new_session(json!({"a": 1}));
+    let php_locked_expired = php.new_session(json!({"a": 1}));
+    // A PHP request that died holding its lock, on a session that then expired.
+    php.clone().locking(1).spawn(json!([{"id": php_locked_expired}, {"start": {}}, {"crash": true}])).finish_crashed();
+    set_expires(app, &php_locked_expired, past).await;
+    assert!(php_lock(&raw(app, &php_locked_expired).await.unwrap()).is_some(), "harness: PHP's lock stayed");
+
+    let ours = |reply: Reply| reply.body["id"].as_str().unwrap().to_string();
+    let ours_live = ours(create(app, &json!({"a": 1})).await);
+    let ours_expired = ours(create(app, &json!({"a": 1})).await);
+    set_expires(app, &ours_expired, past).await;
+    let ours_locked_expired = ours(create(app, &json!({"a": 1})).await);
+    assert!(get(app, &ours_locked_expired).await.lock_token.is_some(), "harness: our lock is taken");
+    set_expires(app, &ours_locked_expired, past).await;
+    GcSeed {
+        keep: vec![
+            ("live PHP session", php_live),
+            ("expired PHP session under PHP's lock", php_locked_expired),
+            ("live API session", ours_live),
+            ("expired API session under our live lock", ours_locked_expired),
+        ],
+        delete: vec![("expired PHP session", php_expired), ("expired API session", ours_expired)],
+    }
+}
+
+async fn assert_swept(app: &App, seed: &GcSeed, gc: &str) {
+    for (what, sid) in &seed.keep {
+        assert!(raw(app, sid).await.is_some(), "{gc} deleted the {what}");
+    }
+    for (what, sid) in &seed.delete {
+        assert!(raw(app, sid).await.is_none(), "{gc} left the {what}");
+    }
+}
+
+#[tokio::test]
+async fn php_gc_deletes_only_expired_unlocked_sessions() {
+    let app = app_from_env(&locking("1")).await;
+    let seed = seed_for_gc(&app).await;
+    let run = PhpApp::new(&app, "php").run(json!([{"garbage_collect": true}]));
+    assert_clean(run.step("garbage_collect"));
+    assert_swept(&app, &seed, "PHP's GC").await;
+}
+
+#[tokio::test]
+async fn our_gc_deletes_only_expired_unlocked_sessions() {
+    let app = app_from_env(&locking("1")).await;
+    let seed = seed_for_gc(&app).await;
+    our_gc(&app).await;
+    assert_swept(&app, &seed, "our GC").await;
+}
+
+// ---------------------------------------------------------------------------
+// 7. Ids: PHP's are served here, ours name the same item in PHP.
+
+#[tokio::test]
+async fn php_minted_ids_are_served_over_http() {
+    let app = app_from_env(&[]).await;
+    // (session.sid_bits_per_character, session.sid_length): PHP's built-in
+    // default, Debian's php.ini, the widest alphabet, and the length bounds.
+    for (bits, length) in [("4", 32), ("5", 26), ("6", 32), ("5", 22), ("6", 256)] {
+        let php = PhpApp::new(&app, "php")
+            .ini("session.sid_bits_per_character", bits)
+            .ini("session.sid_length", &length.to_string());
+        let three_sessions: Vec<Value> = (0..3)
+            .flat_map(|_| [json!({"create_id": true}), json!({"start": {}}), json!({"write_close": true})])
+            .collect();
+        let run = php.run(Value::Array(three_sessions));
+        for start in run.steps("start") {
+            assert_clean(start);
+            let sid = start["id"].as_str().unwrap();
+            assert_eq!(sid.len(), length, "harness: PHP minted a {length}-character id");
+            let read = get(&app, sid).await;
+            assert_eq!(read.status, 200, "a PHP id ({bits} bits per character, {length} long): {}", read.body);
+            assert_eq!(read.body["data"], json!({}));
+            assert_eq!(delete(&app, sid).await.status, 204);
+            assert!(raw(&app, sid).await.is_none(), "the API deleted the item PHP wrote (same key)");
+        }
+    }
+}
+
+#[tokio::test]
+async fn service_minted_ids_name_the_same_item_in_php() {
+    // PHP's key is trim(name . '_' . id, '_'): an id ending in '_' names
+    // another item there. A base64url id ends so 1 time in 64 (100 ids: 79%),
+    // and holds '_' or '-' 2 times in 3, which the check on the alphabet
+    // after the PHP round catches every time.
+    const IDS: usize = 100;
+    let app = app_from_env(&[("DATA_FORMAT", "php")]).await;
+    let mut creating = tokio::task::JoinSet::new();
+    for _ in 0..IDS {
+        let app = app.clone();
+        creating.spawn(async move { create(&app, &json!({})).await });
+    }
+    let mut ids = Vec::new();
+    for created in creating.join_all().await {
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    let actions: Vec<Value> = ids
+        .iter()
+        .flat_map(|sid| [json!({"cookie": sid}), json!({"start": {}}), json!({"write_close": true})])
+        .collect();
+    let run = PhpApp::new(&app, "php").run(Value::Array(actions));
+    let starts = run.steps("start");
+    assert_eq!(starts.len(), IDS);
+    let missed: Vec<String> = ids
+        .iter()
+        .zip(&starts)
+        .filter(|(_, start)| start["calls"][0]["response"]["Item"].is_null())
+        .map(|(sid, _)| format!("…{}", &sid[sid.len() - 3..]))
+        .collect();
+    assert!(missed.is_empty(), "PHP looked up another item for {} of {IDS} ids (ends: {missed:?})", missed.len());
+    let unsafe_ids = ids.iter().filter(|sid| !sid.bytes().all(|b| b.is_ascii_alphanumeric())).count();
+    assert_eq!(unsafe_ids, 0, "ids minted here must use only [A-Za-z0-9]");
+}
+
+// ---------------------------------------------------------------------------
+// 8. A locking read of data no format decodes is 409 and leaves no lock:
+//    a PHP request right after takes the lock at once.
+
+#[tokio::test]
+async fn an_undecodable_session_answers_409_and_leaves_no_lock() {
+    let app = app_from_env(&locking("1")).await;
+    let sid = "0123456789abcdefghijklmnopqrstuv";
+    let config = app.store().config();
+    app.store()
+        .client()
+        .put_item()
+        .table_name(&config.table_name)
+        .item(&config.hash_key, php_key(&app, sid))
+        // A string length that does not match: neither PHP nor JSON reads this.
+        .item(&config.data_attribute, AttributeValue::S(r#"user.name|s:60:"jeremy";"#.into()))
+        .item(&config.session_lifetime_attribute, AttributeValue::N((now() + 600).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let before = raw(&app, sid).await.unwrap();
+
+    let read = get(&app, sid).await;
+    assert_eq!(read.status, 409, "{}", read.body);
+    assert_eq!(raw(&app, sid).await.unwrap(), before, "the refused read changed nothing and left no lock");
+    let again = get(&app, sid).await;
+    assert_eq!(again.status, 409, "a second locking read is refused the same way, not locked out: {}", again.body);
+
+    let run = PhpApp::new(&app, "php").locking(1).run(json!([{"id": sid}, {"start": {}}]));
+    let first_attempt = &run.step("start")["calls"][0];
+    assert_eq!(first_attempt["error"], Value::Null, "PHP took the lock at once: {first_attempt:#}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. data_attribute_type = binary: PHP's B data is read (never as empty) and
+//    a write here keeps it B and PHP's format.
+
+#[tokio::test]
+async fn binary_php_data_is_read_patched_and_kept_binary() {
+    let app = app_from_env(&[("DATA_ATTRIBUTE_TYPE", "binary"), ("DATA_FORMAT", "php")]).await;
+    let php = PhpApp::new(&app, "php").option("data_attribute_type", "binary");
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+    let item = raw(&app, &sid).await.unwrap();
+    assert!(matches!(item.get("data"), Some(AttributeValue::B(_))), "harness: PHP stored B data");
+
+    let read = get(&app, &sid).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["data"], json!({"user.name": "jeremy", "n": 3}), "B data read as it is, never as empty");
+    let patched = patch(&app, &sid, &json!({"n": 4})).await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+
+    let item = raw(&app, &sid).await.unwrap();
+    assert!(matches!(item.get("data"), Some(AttributeValue::B(_))), "a write here keeps data B: {item:?}");
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    assert_clean(run.step("start"));
+    assert_eq!(session(run.step("start")), json!({"user.name": "jeremy", "n": 4}));
+}
