@@ -17,6 +17,7 @@
 //! ```
 
 pub mod calls;
+pub mod codec;
 pub mod config;
 #[cfg(feature = "emulator")]
 pub mod emulator;
