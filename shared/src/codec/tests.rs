@@ -67,6 +67,9 @@ fn floats_as_php_writes_them() {
         ("0.30000000000000004", 0.1 + 0.2),
         ("5.0E-324", 5e-324),
         ("1.7976931348623157E+308", f64::MAX),
+        // Exactly halfway between two shortest candidates: PHP takes the even one.
+        ("100305426194927.62", 802443409559421.0 / 8.0), // exactly ...927.625
+        ("1.2345678901234568E+17", 123456789012345680.0),
     ] {
         assert_eq!(float::format(value), text);
         let stored = format!("d:{text};");
