@@ -239,6 +239,9 @@ fn session_formats() {
     golden(DataFormat::Php, b"!a|i:1;5|i:2;|i:3;{x|N;a:|N;", json!({"!a": 1, "5": 2, "": 3, "{x": null, "a:": null}));
     // php_serialize: the keys are array keys.
     golden(DataFormat::PhpSerialize, b"a:2:{i:5;i:1;s:3:\"a|b\";i:2;}", json!({"5": 1, "a|b": 2}));
+    // The top level is the session, never a tag: `$php` is just a name there.
+    golden(DataFormat::PhpSerialize, b"a:1:{s:4:\"$php\";s:5:\"bytes\";}", json!({"$php": "bytes"}));
+    golden(DataFormat::Php, b"$php|s:5:\"bytes\";", json!({"$php": "bytes"}));
     golden(DataFormat::Json, b"{\"b\":1,\"a\":[1.0,{\"$php\":1}]}", json!({"b": 1, "a": [1.0, {"$php": 1}]}));
 }
 
