@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -33,13 +33,13 @@ const FORMATS: [DataFormat; 2] = [DataFormat::Php, DataFormat::PhpSerialize];
 /// Runs `php -n tests/php/<script> <args>` (-n: no php.ini, PHP's defaults);
 /// panics with PHP's output if it fails, or if there is no `php`.
 fn run_php(script: &str, args: &[&str]) {
-    static PHP_PRESENT: Once = Once::new();
-    PHP_PRESENT.call_once(|| {
-        let version = Command::new("php").arg("-v").output();
-        if !version.is_ok_and(|output| output.status.success()) {
-            panic!("`php` (php-cli) is needed for the PHP interop tests and was not found: `apt-get install php-cli` (scripts/test installs it with scripts/system-packages)");
-        }
-    });
+    static PHP_PRESENT: OnceLock<bool> = OnceLock::new();
+    let present =
+        PHP_PRESENT.get_or_init(|| Command::new("php").arg("-v").output().is_ok_and(|output| output.status.success()));
+    assert!(
+        present,
+        "`php` (php-cli) is needed for the PHP interop tests and was not found: `apt-get install php-cli` (scripts/test installs it with scripts/system-packages)"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php").join(script);
     let output = Command::new("php").arg("-n").arg(&script).args(args).output().expect("php runs");
     assert!(
