@@ -9,9 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use dynamodb_sessions::calls::counted;
-use dynamodb_sessions::{
-    create_sessions_table, emulator, garbage_collect, Config, ConfigBuilder, GcOptions, LockingStrategy, SessionStore,
-};
+use dynamodb_sessions::{emulator, Config, ConfigBuilder, LockingStrategy, SessionStore, SweepOptions, TableCapacity};
 use session_api::{router, ApiState, HttpSettings};
 use tower::ServiceExt;
 
@@ -26,9 +24,9 @@ struct App {
 
 async fn app(builder: ConfigBuilder, name: &str) -> App {
     let config = builder.table_name(format!("bench-{name}-{}", std::process::id())).build().unwrap();
-    let client = emulator::client(emulator::shared_endpoint());
-    create_sessions_table(&client, &config, 5, 5).await.unwrap();
-    let state = ApiState::new(SessionStore::new(client, config), HttpSettings::default()).unwrap();
+    let store = SessionStore::new(emulator::client(emulator::shared_endpoint()), config);
+    store.create_table(TableCapacity::Provisioned { read: 5, write: 5 }).await.unwrap();
+    let state = ApiState::new(store, HttpSettings::default()).unwrap();
     App { router: router(state.clone()), state }
 }
 
@@ -135,13 +133,12 @@ async fn main() {
     let gc = app(Config::builder(), "gc").await;
     seed(gc.state.store().config(), 10_000, 1_000).await;
     let started = Instant::now();
-    let (report, calls) =
-        counted(garbage_collect(gc.state.store().client(), gc.state.store().config(), GcOptions::default())).await;
+    let (report, calls) = counted(gc.state.store().delete_expired(SweepOptions::default())).await;
     let report = report.unwrap();
     let scans = calls.iter().filter(|c| *c == "Scan").count();
     println!(
         "  scanned {}, deleted {}, skipped {}; {} Scan pages + {} DeleteItem; consumed {:.1} capacity units (emulator's count); {:.2} s",
-        report.scanned, report.deleted, report.skipped, scans, calls.len() - scans, report.consumed_capacity, started.elapsed().as_secs_f64()
+        report.scanned, report.deleted, report.skipped, scans, calls.len() - scans, report.read_units + report.write_units, started.elapsed().as_secs_f64()
     );
 
     println!("\nGC under a 5 WCU budget (GC_BATCH_SIZE=5, GC_OPERATION_DELAY=1 s), 50 expired sessions:");
@@ -149,9 +146,7 @@ async fn main() {
         app(Config::builder().gc_batch_size(5usize).gc_operation_delay(Duration::from_secs(1)), "budget").await;
     seed(budget.state.store().config(), 50, 50).await;
     let started = Instant::now();
-    let report = garbage_collect(budget.state.store().client(), budget.state.store().config(), GcOptions::default())
-        .await
-        .unwrap();
+    let report = budget.state.store().delete_expired(SweepOptions::default()).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!("  deleted {} in {seconds:.1} s: {:.1} deletes/s", report.deleted, report.deleted as f64 / seconds);
 }

@@ -147,9 +147,12 @@ pub mod kinds {
     pub mod choice {
         use std::fmt::Display;
         use std::str::FromStr;
-        /// The type's own parsing.
-        pub fn parse<T: FromStr<Err = String>>(raw: &str) -> Result<T, String> {
-            raw.parse()
+        /// The type's own parsing; its error is the reason.
+        pub fn parse<T: FromStr>(raw: &str) -> Result<T, String>
+        where
+            T::Err: Display,
+        {
+            raw.parse().map_err(|err: T::Err| err.to_string())
         }
         /// The type's own name for the value.
         pub fn render<T: Display>(value: &T) -> String {

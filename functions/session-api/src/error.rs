@@ -179,7 +179,9 @@ mod tests {
             (SessionError::InvalidToken, 400, "invalid_lock_token"),
             (SessionError::UnreadableData { reason: "truncated string at byte 7".into() }, 409, "unreadable_data"),
             (
-                SessionError::Unrepresentable(dynamodb_sessions::codec::CodecError::Invalid("a key with |".into())),
+                SessionError::Unrepresentable(dynamodb_sessions::codec::CodecError::PipeInName {
+                    at: dynamodb_sessions::codec::Position::Entry("/0".into()),
+                }),
                 409,
                 "unrepresentable",
             ),
