@@ -127,7 +127,9 @@ crate::declare_options! {
         check |v| within(v, Duration::ZERO..=FIFTEEN_MINUTES, "");
     /// Shortest first pause of a lock waiter.
     min_lock_retry: Duration, env "MIN_LOCK_RETRY_MICROTIME", kind kinds::micros,
-        default given.max_lock_retry.map_or(Duration::from_micros(10_000), |max| max.min(Duration::from_micros(10_000))),
+        default given.max_lock_retry.map_or(Duration::from_micros(10_000), |max| {
+            max.clamp(Duration::from_millis(1), Duration::from_micros(10_000))
+        }),
         check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
     /// Longest first pause of a lock waiter.
     max_lock_retry: Duration, env "MAX_LOCK_RETRY_MICROTIME", kind kinds::micros,
@@ -149,7 +151,7 @@ crate::declare_options! {
         check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, "");
     /// A read refreshes the expiry at most once per interval (0 = every read, as PHP).
     touch_interval: Duration, env "TOUCH_INTERVAL", kind kinds::whole_seconds,
-        default Duration::from_secs(60).min(session_lifetime / 2);
+        default Duration::from_secs(60.min(session_lifetime.as_secs() / 2));
     /// Largest serialized session data, in bytes.
     max_data_size: usize, env "MAX_DATA_SIZE", kind kinds::count, default 65_536,
         check |v| within(v, 1..=MAX_DATA_SIZE_LIMIT, "bytes (a DynamoDB item holds 400 KB)");
