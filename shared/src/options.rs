@@ -291,7 +291,13 @@ macro_rules! declare_options {
                         builder.$field = Some(value);
                     }
                 )*
-                builder.build()
+                // Name the value as the environment wrote it.
+                builder.build().map_err(|mut err| {
+                    if let Some(raw) = lookup(err.variable) {
+                        err.value = raw;
+                    }
+                    err
+                })
             }
 
             /// These settings as environment variables, in declaration order:
