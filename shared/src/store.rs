@@ -257,13 +257,9 @@ impl SessionStore {
     /// when another request wrote in between, so concurrent patches never
     /// lose an update.
     pub async fn patch(&self, id: &SessionId, patch: &Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        self.update(id, options, |old| {
-            let mut merged = Value::Object(old);
-            json_patch::merge(&mut merged, &Value::Object(patch.clone()));
-            match merged {
-                Value::Object(data) => Ok(data),
-                _ => unreachable!("merging an object patch keeps an object"),
-            }
+        self.update(id, options, |mut data| {
+            merge_patch(&mut data, patch);
+            Ok(data)
         })
         .await
     }
@@ -479,6 +475,31 @@ impl SessionStore {
     }
 }
 
+/// RFC 7396 JSON merge patch of an object, keeping the order of the keys
+/// that stay (PHP's session order): a removed key closes its gap instead of
+/// taking the last key into its place.
+fn merge_patch(target: &mut Data, patch: &Data) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.shift_remove(key);
+            }
+            Value::Object(inner) => {
+                let slot = target.entry(key.clone()).or_insert_with(|| Value::Object(Data::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Data::new());
+                }
+                if let Value::Object(existing) = slot {
+                    merge_patch(existing, inner);
+                }
+            }
+            other => {
+                target.insert(key.clone(), other.clone());
+            }
+        }
+    }
+}
+
 /// The old item a refused conditional request carries.
 pub(crate) trait ConditionFailure {
     /// Some(item or None) when the condition failed; None for other errors.
@@ -503,3 +524,25 @@ condition_failure!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn data(value: Value) -> Data {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396_and_keeps_the_order() {
+        let mut target = data(json!({"a": 1, "b": {"x": 1, "y": 2}, "c": [1], "d": "keep", "e": 5}));
+        merge_patch(&mut target, &data(json!({"a": null, "b": {"x": null, "z": 3}, "c": {"n": 1}, "f": null})));
+        assert_eq!(Value::Object(target.clone()), json!({"b": {"y": 2, "z": 3}, "c": {"n": 1}, "d": "keep", "e": 5}));
+        let keys: Vec<&str> = target.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["b", "c", "d", "e"], "a removed key does not move the last key into its place");
+    }
+}
