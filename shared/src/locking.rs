@@ -211,28 +211,39 @@ impl SessionStore {
         let config = self.config();
         let now = Now::sample();
         let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
+        let new_expires = self.new_expiry(now);
         let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token, {P_EXP} = :new_expires"))
             .name(P_LOCK, LOCK)
             .name(P_TOKEN, LOCK_TOKEN)
             .name(P_EXP, &config.session_lifetime_attribute)
             .value(":lease", attr_n(lease_until_ms))
             .value(":token", attr_s(marker))
-            .value(":new_expires", attr_n(self.new_expiry(now)));
+            .value(":new_expires", attr_n(new_expires));
+        // The item as it was (the new state is known), so that a failure
+        // after taking the lock can put the expiry back too.
         let result = self
             .update_item(id)
             .update(update)
             .condition(conditions::live(config, now).and(lock_free(now)))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let (record, taken_now) = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
-            Ok(item) => (Record::decode(config, &item.unwrap_or_default()), true),
-            Err(old) => match old {
-                Some(old) if old.is_live(now) => (old, false),
-                _ => return Err(SessionError::NotFound),
-            },
-        };
+        let (record, taken_now, old_expires) =
+            match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
+                Ok(item) => {
+                    let mut record = Record::decode(config, &item.unwrap_or_default());
+                    let old_expires = record.expires;
+                    record.lock = Some(lease_until_ms);
+                    record.lock_token = Some(marker.to_string());
+                    record.expires = new_expires;
+                    (record, true, Some(old_expires))
+                }
+                Err(old) => match old {
+                    Some(old) if old.is_live(now) => (old, false, None),
+                    _ => return Err(SessionError::NotFound),
+                },
+            };
         // An attempt refused only because the SDK retried our own applied
         // request shows our marker and lease: the lock is ours.
         let encoding = record.encoding(config).unwrap_or(Encoding::configured(config));
@@ -243,8 +254,8 @@ impl SessionStore {
         match self.session(id, &record, Some(token.clone())) {
             Ok(session) => Ok(Ok(session)),
             Err(err) => {
-                // Never leave a lock behind on an error.
-                self.unlock(id, &token).await?;
+                // Never leave a lock behind on an error, nor any other trace.
+                self.release(id, &token, old_expires).await?;
                 Err(err)
             }
         }
@@ -274,11 +285,23 @@ impl SessionStore {
     /// no longer the caller's (already released, or taken over) succeeds:
     /// there is nothing of the caller's left to release.
     pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
+        self.release(id, token, None).await
+    }
+
+    /// Removes the token's lock and, when given, sets the expiry back to what
+    /// it was before the lock was taken.
+    async fn release(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) -> Result<(), SessionError> {
         let config = self.config();
         let now = Now::sample();
+        let update = match expires {
+            None => Expr::new(format!("REMOVE {REMOVE_LOCK}")),
+            Some(expires) => Expr::new(format!("SET {P_EXP} = :old_expires REMOVE {REMOVE_LOCK}"))
+                .name(P_EXP, &config.session_lifetime_attribute)
+                .value(":old_expires", attr_n(expires)),
+        };
         let result = self
             .update_item(id)
-            .update(bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}"))))
+            .update(bind_lock_names(update))
             .condition(conditions::live(config, now).and(token.held()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
