@@ -273,10 +273,16 @@ impl SessionStore {
         loop {
             wait.pause(seen.as_ref(), SessionError::Locked).await?;
             let now = Now::sample();
-            match self.fetch(id, false).await? {
-                Some(record) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
+            match self.fetch(id, false).await {
+                Ok(Some(record)) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
                 // Free, or gone: the next attempt says which.
-                _ => return Ok(()),
+                Ok(_) => return Ok(()),
+                // A poll only looks: one refused for capacity or a moment's
+                // outage changes nothing, so keep waiting (to the deadline).
+                Err(err) if err.is_transient() => {
+                    tracing::debug!(session = %id.redacted(), error = %err, "lock poll failed; still waiting")
+                }
+                Err(err) => return Err(err),
             }
         }
     }
