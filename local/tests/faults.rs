@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::interceptors::{
@@ -33,10 +33,18 @@ use sessions_local::simulator::{
 // Harness
 // ---------------------------------------------------------------------------
 
-/// One emulator for the whole binary (the fixtures' shared endpoint); each
-/// test has its own simulator and table.
+/// One embedded emulator for the whole binary, behind every simulator (also
+/// when the test command points `DYNAMODB_TEST_ENDPOINT` at moto, whose
+/// one-request-at-a-time server is no base for capacity figures); each test
+/// has its own simulator and table.
 fn upstream() -> &'static str {
-    emulator::shared_endpoint()
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(emulator::start_in_background)
+}
+
+/// A store on a fresh 5/5 table of the emulator, without a simulator.
+async fn plain_store(builder: ConfigBuilder) -> SessionStore {
+    fixtures::store_on(emulator::client(upstream()), builder).await
 }
 
 async fn simulator(config: SimulatorConfig) -> RunningSimulator {
@@ -263,6 +271,81 @@ async fn idempotent_regenerate() {
     assert_eq!(fixtures::count_items(&direct(&store)).await, 1);
 }
 
+/// Runs `action` to completion just before the `nth` request of `operation`
+/// leaves (each SDK attempt counted), once.
+#[derive(Clone)]
+struct BeforeNth {
+    operation: &'static str,
+    nth: usize,
+    seen: Arc<AtomicUsize>,
+    action: Arc<Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>>,
+}
+
+impl std::fmt::Debug for BeforeNth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BeforeNth({} #{})", self.operation, self.nth)
+    }
+}
+
+impl Intercept for BeforeNth {
+    fn name(&self) -> &'static str {
+        "BeforeNth"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
+        if target.rsplit('.').next() == Some(self.operation) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+        {
+            if let Some(action) = self.action.lock().unwrap().take() {
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::block_in_place(|| handle.block_on(handle.spawn(action))).expect("the action");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// KNOWN GAP (reported, not fixed): a write's marker recognises its own
+/// landed attempt only while it is the item's last write. Here A's patch
+/// lands, its answer is lost (500), B's patch lands, and A's SDK retry is
+/// refused showing B's marker: A reads again and applies its patch a second
+/// time, over B's. Expected: A answers Ok once and B's value stays (x = "b");
+/// got: x = "a" and three writes for two patches. Ignored until the library
+/// keeps more than the last marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap: a landed write overwritten before its SDK retry is applied again"]
+async fn idempotent_patch_when_another_write_lands_before_the_retry() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let store = store_through(&sim, Config::builder()).await;
+    let s = store.create(fixtures::data(json!({"x": "0"}))).await.unwrap();
+    let other = direct(&store);
+    let id = s.id.clone();
+    let before_retry = BeforeNth {
+        operation: "UpdateItem",
+        nth: 2,
+        seen: Arc::default(),
+        action: Arc::new(Mutex::new(Some(Box::pin(async move {
+            other.patch(&id, &fixtures::data(json!({"x": "b"})), &WriteOptions::default()).await.unwrap();
+        })))),
+    };
+    let client = emulator::client(&sim.url());
+    let a = SessionStore::new(
+        Client::from_conf(client.config().to_builder().interceptor(before_retry).build()),
+        store.config().clone(),
+    );
+    let faulted = one_after_500(&sim, "UpdateItem");
+    a.patch(&s.id, &fixtures::data(json!({"x": "a"})), &WriteOptions::default()).await.unwrap();
+    assert_hit_once(&sim, faulted);
+    let raw = fixtures::raw_item(&direct(&store), s.id.as_str()).await.unwrap();
+    assert_eq!(direct(&store).load(&s.id).await.unwrap().data["x"], "b", "B wrote after A's write landed");
+    assert_eq!(number(&raw, "version"), Some(3), "created, A once, B once");
+}
+
 // ---------------------------------------------------------------------------
 // Throttling and transaction conflicts are 503-class, never Conflict or 500
 // ---------------------------------------------------------------------------
@@ -393,7 +476,7 @@ fn conflicted(canned: &CannedError, store: &SessionStore) -> SessionStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_conflict_is_retried_or_unavailable_never_a_dynamodb_error() {
-    let store = fixtures::store(Config::builder()).await;
+    let store = plain_store(Config::builder()).await;
     let conflict = json!({
         "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
         "message": "Transaction is ongoing for the item"
@@ -762,7 +845,7 @@ async fn a_scheduled_sweep_backs_off_through_500s_and_releases_its_claim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_failing_for_good_saves_its_position_and_releases_its_claim() {
-    let store = fixtures::store(Config::builder().gc_capacity_share(1.0)).await;
+    let store = plain_store(Config::builder().gc_capacity_share(1.0)).await;
     let (live, expired) = seed_sessions(&store, 60, 2).await;
     // The second page is refused for good (as a missing permission would be).
     let denied = json!({

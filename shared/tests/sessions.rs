@@ -219,7 +219,13 @@ async fn merge_patch_follows_rfc_7396() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_patches_all_land() {
-    let store = store(fast_locks()).await;
+    // 50 writers on one item: moto answers one request at a time, so a request
+    // can queue past the default timeouts there (and an attempt cut by its
+    // timeout may still land). This is about lost updates, not latency.
+    let patient = fast_locks()
+        .dynamodb_operation_timeout(Duration::from_secs(30))
+        .dynamodb_attempt_timeout(Duration::from_secs(30));
+    let store = store(patient).await;
     let s = store.create(Default::default()).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
