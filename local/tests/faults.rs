@@ -355,7 +355,11 @@ async fn idempotent_patch_when_another_write_lands_before_the_retry() {
 async fn starved() -> (RunningSimulator, SessionStore) {
     let capacity = CapacityConfig::default().burst_seconds(0).initial_credit(InitialCredit::Empty);
     let sim = simulator(SimulatorConfig::default().capacity(capacity).manual_clock()).await;
-    let store = store_through(&sim, Config::builder()).await;
+    // Timeouts long enough for the SDK's throttling retries to run out first.
+    let builder = Config::builder()
+        .dynamodb_operation_timeout(Duration::from_secs(30))
+        .dynamodb_attempt_timeout(Duration::from_secs(5));
+    let store = store_through(&sim, builder).await;
     (sim, store)
 }
 

@@ -281,8 +281,7 @@ async fn reads_touch_at_most_once_per_interval() {
     // Last activity 100 s ago (expires = then + lifetime): due for a touch.
     let old_expires = now() - 100 + 1440;
     put_php_item(&store, sid.as_str(), "{}", old_expires, false).await;
-    let before = store.load(&sid);
-    let (first, calls) = counted(before).await;
+    let (first, calls) = counted(store.load(&sid)).await;
     assert_eq!(calls, ["GetItem", "UpdateItem"]);
     let first = first.unwrap();
     assert!(first.expires >= now() + 1440 - 2, "the read pushed the expiry on");
