@@ -278,8 +278,10 @@ struct BeforeNth {
     operation: &'static str,
     nth: usize,
     seen: Arc<AtomicUsize>,
-    action: Arc<Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>>,
+    action: Arc<Mutex<Option<Action>>>,
 }
+
+type Action = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl std::fmt::Debug for BeforeNth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
