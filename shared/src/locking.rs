@@ -217,28 +217,41 @@ impl SessionStore {
         let config = self.config();
         let now = Now::sample();
         let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
-        // The lock alone changes nothing else (as PHP's): the write or the
-        // unlock that ends it refreshes the expiry.
-        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token"))
+        let new_expires = self.new_expiry(now);
+        // Taking the lock is activity: it refreshes the expiry, so a session
+        // cannot expire under its holder.
+        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token, {P_EXP} = :new_expires"))
             .name(P_LOCK, LOCK)
             .name(P_TOKEN, LOCK_TOKEN)
+            .name(P_EXP, &config.session_lifetime_attribute)
             .value(":lease", attr_n(lease_until_ms))
-            .value(":token", attr_s(marker));
+            .value(":token", attr_s(marker))
+            .value(":new_expires", attr_n(new_expires));
+        // The item as it was (the new state is known), so that a failure
+        // after taking the lock can put the expiry back too.
         let result = self
             .update_item(id)
             .update(update)
             .condition(conditions::live(config, now).and(lock_free(now)))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let (record, taken_now) = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
-            Ok(item) => (Record::decode(config, &item.unwrap_or_default()), true),
-            Err(old) => match old {
-                Some(old) if old.is_live(now) => (old, false),
-                _ => return Err(SessionError::NotFound),
-            },
-        };
+        let (record, taken_now, old_expires) =
+            match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
+                Ok(item) => {
+                    let mut record = Record::decode(config, &item.unwrap_or_default());
+                    let old_expires = record.expires;
+                    record.lock = Some(lease_until_ms);
+                    record.lock_token = Some(marker.to_string());
+                    record.expires = new_expires;
+                    (record, true, Some(old_expires))
+                }
+                Err(old) => match old {
+                    Some(old) if old.is_live(now) => (old, false, None),
+                    _ => return Err(SessionError::NotFound),
+                },
+            };
         // An attempt refused only because the SDK retried our own applied
         // request shows our marker and lease: the lock is ours.
         let encoding = record.encoding(config).unwrap_or(Encoding::configured(config));
@@ -249,8 +262,8 @@ impl SessionStore {
         match self.session(id, &record, Some(token.clone())) {
             Ok(session) => Ok(Ok(session)),
             Err(err) => {
-                // Never leave a lock behind on an error, nor change anything else.
-                self.release(id, &token, None).await?;
+                // Never leave a lock behind on an error, nor any other trace.
+                self.release(id, &token, old_expires).await?;
                 Err(err)
             }
         }
@@ -268,32 +281,38 @@ impl SessionStore {
         loop {
             wait.pause(seen.as_ref(), SessionError::Locked).await?;
             let now = Now::sample();
-            match self.fetch(id, false).await? {
-                Some(record) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
+            match self.fetch(id, false).await {
+                Ok(Some(record)) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
                 // Free, or gone: the next attempt says which.
-                _ => return Ok(()),
+                Ok(_) => return Ok(()),
+                // A poll only looks: one refused for capacity or a moment's
+                // outage changes nothing, so keep waiting (to the deadline).
+                Err(err) if err.is_transient() => {
+                    tracing::debug!(session = %id.redacted(), error = %err, "lock poll failed; still waiting")
+                }
+                Err(err) => return Err(err),
             }
         }
     }
 
-    /// Releases the caller's lock without writing the data, and refreshes
-    /// the expiry (the request that read it was activity). Releasing a lock
-    /// that is no longer the caller's (already released, or taken over)
-    /// succeeds: there is nothing of the caller's left to release.
+    /// Releases the caller's lock without writing (taking it refreshed the
+    /// expiry already). Releasing a lock that is no longer the caller's
+    /// (already released, or taken over) succeeds: there is nothing of the
+    /// caller's left to release.
     pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
-        let now = Now::sample();
-        self.release(id, token, Some(self.new_expiry(now))).await
+        self.release(id, token, None).await
     }
 
-    /// Removes the caller's lock, and sets the expiry when given.
-    async fn release(&self, id: &SessionId, token: &LockToken, new_expires: Option<i64>) -> Result<(), SessionError> {
+    /// Removes the token's lock and, when given, sets the expiry back to what
+    /// it was before the lock was taken.
+    async fn release(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) -> Result<(), SessionError> {
         let config = self.config();
         let now = Now::sample();
-        let update = match new_expires {
-            Some(expires) => Expr::new(format!("SET {P_EXP} = :new_expires REMOVE {REMOVE_LOCK}"))
-                .name(P_EXP, &config.session_lifetime_attribute)
-                .value(":new_expires", attr_n(expires)),
+        let update = match expires {
             None => Expr::new(format!("REMOVE {REMOVE_LOCK}")),
+            Some(expires) => Expr::new(format!("SET {P_EXP} = :old_expires REMOVE {REMOVE_LOCK}"))
+                .name(P_EXP, &config.session_lifetime_attribute)
+                .value(":old_expires", attr_n(expires)),
         };
         let result = self
             .update_item(id)
