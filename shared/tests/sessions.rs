@@ -314,10 +314,11 @@ async fn oversized_data_is_refused_and_nothing_is_written() {
     assert!(matches!(result, Err(SessionError::TooLarge { limit: 100, .. })));
     assert!(calls.is_empty(), "{calls:?}");
     let s = store.create(data(json!({"small": 1}))).await.unwrap();
-    // Without a lock the write reads the stored format first, then refuses.
+    // Over the limit in the configured format: refused before any call.
     let (result, calls) = counted(store.replace(&s.id, big.clone(), &WriteOptions::default())).await;
     assert!(matches!(result, Err(SessionError::TooLarge { .. })));
-    assert_eq!(calls, ["GetItem"], "no write sent");
+    assert!(calls.is_empty(), "{calls:?}");
+    // A patch grows the stored data: it reads first, then refuses.
     let (result, calls) = counted(store.patch(&s.id, &big, &WriteOptions::default())).await;
     assert!(matches!(result, Err(SessionError::TooLarge { .. })));
     assert_eq!(calls, ["GetItem"]);

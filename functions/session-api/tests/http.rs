@@ -416,6 +416,9 @@ async fn logs_of(work: impl std::future::Future<Output = ()>) -> Vec<Value> {
     let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
     // The test's runtime has one thread: everything it polls logs here.
     let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites cache whether anyone listens; another test thread may have
+    // cached "no one" while it had no subscriber. Ask again.
+    tracing::callsite::rebuild_interest_cache();
     work.await;
     drop(guard);
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
