@@ -25,7 +25,8 @@ pub use crate::options::ConfigError;
 pub const MAX_DATA_SIZE_LIMIT: usize = 390_000;
 
 /// Attribute names this store adds beside the PHP handler's four.
-pub(crate) const RESERVED_ATTRIBUTES: &[&str] = &["lock", "version", "lock_token", "write_id", "created"];
+pub(crate) const RESERVED_ATTRIBUTES: &[&str] =
+    &["lock", "version", "lock_token", "write_id", "write_id_2", "write_id_3", "created"];
 
 const SECOND: Duration = Duration::from_secs(1);
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);

@@ -366,6 +366,10 @@ impl SessionStore {
                     expired.push(key);
                 }
             }
+            // Counted as read now, even if the deadline stops the deletes
+            // inside this page (the next run reads the page again).
+            sweep.report.scanned += scanned;
+            sweep.report.skipped += locked;
             match self.delete_batches(sweep, &expired).await {
                 Ok(true) => {}
                 // Stopped inside the page: the position stays before it, and
@@ -376,8 +380,6 @@ impl SessionStore {
                 }
                 Err(err) => break Err(err),
             }
-            sweep.report.scanned += scanned;
-            sweep.report.skipped += locked;
             let next =
                 page.last_evaluated_key.and_then(|k| k.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned());
             match next {

@@ -5,7 +5,8 @@
 //! `data_attribute_type=binary`), `expires` and, while it holds a lock,
 //! `lock` = 1. This store adds `version` (bumped by each of its data writes),
 //! `lock_token` (with `lock` holding the lease's end: see [`crate::locking`]),
-//! `write_id` (a marker of its last write, so a retried write recognises its
+//! `write_id`, `write_id_2`, `write_id_3` (markers of its last three writes,
+//! so a retried write recognises its
 //! own effect) and `created`. An item without them reads as version 0.
 
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub(crate) const LOCK: &str = "lock";
 pub(crate) const LOCK_TOKEN: &str = "lock_token";
 pub(crate) const VERSION: &str = "version";
-pub(crate) const WRITE_ID: &str = "write_id";
+/// The markers of the last writes, newest first.
+pub(crate) const WRITE_IDS: [&str; 3] = ["write_id", "write_id_2", "write_id_3"];
 pub(crate) const CREATED: &str = "created";
 
 /// One clock reading, taken once per operation so every condition and
@@ -99,7 +101,8 @@ pub(crate) struct Record {
     /// The `lock` attribute: 1 for a PHP lock, else the end of our lease (epoch ms).
     pub lock: Option<i64>,
     pub lock_token: Option<String>,
-    pub write_id: Option<String>,
+    /// Markers of the last writes of ours, newest first.
+    pub write_ids: Vec<String>,
 }
 
 impl Record {
@@ -122,7 +125,7 @@ impl Record {
             version: number(VERSION).map_or(0, |v| v as u64),
             lock: number(LOCK).map(|v| v as i64),
             lock_token: text(LOCK_TOKEN),
-            write_id: text(WRITE_ID),
+            write_ids: WRITE_IDS.iter().filter_map(|name| text(name)).collect(),
         }
     }
 
@@ -229,9 +232,10 @@ pub(crate) mod conditions {
         version.and(expires).and(data)
     }
 
-    /// The item's last write is the one marked `write_id`.
+    /// The write marked `write_id` is one of the item's last three: it
+    /// landed, even if other writes followed before its retry was refused.
     pub fn written_by(record: &Record, write_id: &str) -> bool {
-        record.write_id.as_deref() == Some(write_id)
+        record.write_ids.iter().any(|id| id == write_id)
     }
 }
 

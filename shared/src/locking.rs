@@ -353,7 +353,7 @@ mod tests {
     }
 
     fn record(lock: Option<i64>, token: Option<&str>, expires: i64) -> Record {
-        Record { data: None, expires, version: 1, lock, lock_token: token.map(str::to_string), write_id: None }
+        Record { data: None, expires, version: 1, lock, lock_token: token.map(str::to_string), write_ids: Vec::new() }
     }
 
     #[test]

@@ -8,13 +8,15 @@
 //! concurrent write of either language is never lost: the write reads again
 //! and retries. A write with the caller's lock token needs no read: the lock
 //! itself guarantees nothing changed. Every data write carries a marker
-//! (`write_id`), so a write the SDK retried after it had landed recognises
+//! (`write_id`, with the two before it kept), so a write the SDK retried
+//! after it had landed recognises
 //! its own effect instead of reporting a conflict.
 
 use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -29,7 +31,7 @@ use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
 use crate::gc::CapacityBudget;
 use crate::id::SessionId;
 use crate::item::{
-    conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_ID,
+    conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_IDS,
 };
 use crate::locking::{bind_lock_names, lock_free, lock_is_live, LockToken, LockWait, REMOVE_LOCK};
 
@@ -181,7 +183,7 @@ impl SessionStore {
         let write_id = random_marker();
         let mut item =
             new_item(&self.config, self.config.item_key(id.as_str()), stored.as_ref(), self.new_expiry(now), now);
-        item.insert(WRITE_ID.into(), attr_s(&write_id));
+        item.insert(WRITE_IDS[0].into(), attr_s(&write_id));
         let result = self
             .client
             .put_item()
@@ -334,17 +336,21 @@ impl SessionStore {
             None => (String::new(), ", #data"),
         };
         let mut update = Expr::new(format!(
-            "SET {set_data}{P_EXP} = :new_expires, #ver = if_not_exists(#ver, :zero) + :one, #wid = :write_id \
+            "SET {set_data}{P_EXP} = :new_expires, #ver = if_not_exists(#ver, :zero) + :one, \
+             #wid = :write_id, #wid2 = if_not_exists(#wid, :none), #wid3 = if_not_exists(#wid2, :none) \
              REMOVE {REMOVE_LOCK}{remove_data}"
         ))
         .name(P_DATA, &config.data_attribute)
         .name(P_EXP, &config.session_lifetime_attribute)
         .name("#ver", VERSION)
-        .name("#wid", WRITE_ID)
+        .name("#wid", WRITE_IDS[0])
+        .name("#wid2", WRITE_IDS[1])
+        .name("#wid3", WRITE_IDS[2])
         .value(":new_expires", attr_n(self.new_expiry(now)))
         .value(":zero", attr_n(0))
         .value(":one", attr_n(1))
-        .value(":write_id", attr_s(write_id));
+        .value(":write_id", attr_s(write_id))
+        .value(":none", attr_s("-"));
         if let Some(stored) = &stored {
             update = update.value(":data", stored.attribute_value());
         }
@@ -397,8 +403,19 @@ impl SessionStore {
     /// `session_regenerate_id(true)`).
     pub async fn regenerate(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<Session, SessionError> {
         let config = &self.config;
+        let write_id = random_marker();
         let mut wait = LockWait::new(config);
+        // The new session of the last refused attempt, which may have landed.
+        let mut attempted: Option<Session> = None;
         loop {
+            // A transaction that landed, but whose answer was lost and whose
+            // retry was refused, shows as our new item carrying our marker (so
+            // this holds where a server ignores the idempotency token).
+            if let Some(session) = attempted.take() {
+                if self.fetch(&session.id, true).await?.is_some_and(|new| conditions::written_by(&new, &write_id)) {
+                    return Ok(session);
+                }
+            }
             let now = Now::sample();
             let record = self.fetch_live(id, true, now).await?;
             let allowed = match lock_token {
@@ -415,10 +432,12 @@ impl SessionStore {
             let new_id = SessionId::generate();
             let expires = self.new_expiry(now);
             let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
-            item.insert(WRITE_ID.into(), attr_s(random_marker()));
+            item.insert(WRITE_IDS[0].into(), attr_s(&write_id));
+            let session =
+                Session { id: new_id, data, expires, etag: Record::decode(config, &item).etag(), lock_token: None };
             let put = Put::builder()
                 .table_name(&config.table_name)
-                .set_item(Some(item.clone()))
+                .set_item(Some(item))
                 .condition(conditions::absent(config))
                 .build()
                 .expect("table, item and condition are set");
@@ -436,19 +455,14 @@ impl SessionStore {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => {
-                    let new = Record::decode(config, &item);
-                    return Ok(Session { id: new_id, data, expires, etag: new.etag(), lock_token: None });
-                }
+                Ok(_) => return Ok(session),
                 Err(err) => err,
             };
+            attempted = Some(session);
             let reasons = match err.as_service_error() {
-                Some(se) if se.is_transaction_canceled_exception() => match se {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                        cancelled,
-                    ) => cancelled.cancellation_reasons().to_vec(),
-                    _ => Vec::new(),
-                },
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons().to_vec()
+                }
                 _ => match SessionError::dynamo("TransactWriteItems", err) {
                     busy if busy.is_transaction_conflict() => {
                         wait.pause(None, busy).await?;
@@ -461,14 +475,7 @@ impl SessionStore {
                 Some(busy) if busy.is_transaction_conflict() => wait.pause(None, busy).await?,
                 Some(other) => return Err(other),
                 // A condition failed: the old session changed, expired or was
-                // locked since our read (or, never in practice, the new id was
-                // taken). With a token that means our lock is gone.
-                None if lock_token.is_some() => {
-                    return match self.fetch_live(id, true, Now::sample()).await {
-                        Err(SessionError::NotFound) => Err(SessionError::NotFound),
-                        _ => Err(SessionError::LockLost),
-                    };
-                }
+                // locked since our read (or our own attempt landed). Look again.
                 None => wait.pause(None, SessionError::Conflict).await?,
             }
         }
