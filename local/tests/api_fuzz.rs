@@ -7,8 +7,9 @@
 //! JSON error `{"error": {"code", "message"}}`.
 //!
 //! The generator is seeded: a failure names the seed and the request. Every
-//! request is valid HTTP/1.1 (what is refused below the router, such as a
-//! malformed request line, is hyper's business, not the API's).
+//! request is one HTTP/1.1 parsers accept (a few lenient forms included:
+//! raw UTF-8 and stray `%` in paths); what is refused below the router, such
+//! as a malformed request line or over 100 headers, is hyper's, not the API's.
 //!
 //! Connections are reused while the server keeps them open (it closes one
 //! after a request whose body it did not read whole, or that asked it to).
