@@ -246,6 +246,8 @@ impl Traffic {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut requests = JoinSet::new();
         let mut ticks = tokio::time::interval(REQUEST_INTERVAL);
+        // A late tick is not made up for with a burst: the mix stays steady.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let end = Instant::now() + duration;
         while Instant::now() < end {
             ticks.tick().await;
@@ -465,20 +467,25 @@ async fn a_sweep_at_5_5_leaves_the_api_its_share_and_deletes_nothing_live() {
 
     // The control: the same sweep unpaced, as sweeps were before the budget
     // (a budget no table has: 1 MB pages, 25 deletes at a time, no pause).
-    // What it does to the API depends on how soon its own throttled deletes
-    // make it back off, so it is asserted one way only: the paced run's
-    // checks, applied to it, do not all pass (they can tell the two apart).
+    // How much of the API it takes in 20 s depends on how soon its own
+    // throttled deletes make it back off (measured: 95.8 to 100 % success),
+    // so only this is asserted: it takes capacity the paced sweep leaves, and
+    // the table throttles (the API's requests among them, retried by the SDK).
     let unpaced = CapacityBudget { read_units_per_second: 10_000.0, write_units_per_second: 10_000.0 };
     let options = SweepOptions { budget: Some(unpaced), ..Default::default() };
     let (unpaced, control, control_consumed) = sweep_with_traffic(&service, &traffic, options, CONTROL_PHASE, 2).await;
     print_phase("unpaced control", &unpaced, &control, &control_consumed);
-    let api_kept_its_share = control.success_rate() >= 0.99 && control.with_status(500) == 0;
-    let kept_to_the_budget = within_budget(&unpaced, paced.budget);
-    println!("unpaced control: API kept >= 99 %: {api_kept_its_share}; sweep within the default budget: {kept_to_the_budget}");
+    println!(
+        "unpaced control: API kept >= 99 %: {}; sweep within the default budget: {}",
+        control.success_rate() >= 0.99,
+        within_budget(&unpaced, paced.budget)
+    );
+    let throttled = |stats: &TableStats| stats.throttled_reads + stats.throttled_writes;
     assert!(
-        !(api_kept_its_share && kept_to_the_budget),
-        "the checks cannot tell an unpaced sweep from a paced one: {unpaced:?}, API {:?}",
-        control.answers
+        throttled(&control_consumed) >= throttled(&consumed) + 10,
+        "an unpaced sweep should make the table throttle: {} throttled, {} with the paced sweep",
+        throttled(&control_consumed),
+        throttled(&consumed)
     );
 
     // Nothing live was deleted: every seeded live session the traffic did
