@@ -110,6 +110,14 @@ impl LockToken {
         self.encoding
     }
 
+    /// The `write_id` a write through this lock leaves. A token writes
+    /// through once (the write releases the lock), so its own marker names
+    /// that write: a client that sends it again after the answer was lost
+    /// finds it, as the SDK's own retry does.
+    pub(crate) fn write_id(&self) -> &str {
+        &self.marker
+    }
+
     /// Whether `record` shows this token's lock.
     pub(crate) fn holds(&self, record: &Record) -> bool {
         record.lock == Some(self.lease_until_ms) && record.lock_token.as_deref() == Some(self.marker.as_str())

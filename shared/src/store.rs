@@ -308,13 +308,18 @@ impl SessionStore {
     }
 
     /// The write of a lock holder: no read, the token says the encoding.
+    /// Refused, it is done all the same when the item shows this token's
+    /// write with these very data (the SDK's retry, or the client's after a
+    /// 503, of a write that landed).
     async fn write_through(&self, id: &SessionId, data: Data, token: &LockToken) -> Result<Session, SessionError> {
         let stored = token.encoding().encode(&self.config, &data)?;
         let now = Now::sample();
-        let write_id = random_marker();
-        match self.write_data(id, stored, token.held(), &write_id, now).await? {
+        let write_id = token.write_id();
+        match self.write_data(id, stored.clone(), token.held(), write_id, now).await? {
             Ok(session) => Ok(session),
-            Err(Some(old)) if conditions::written_by(&old, &write_id) => self.session(id, &old, None),
+            Err(Some(old)) if conditions::written_by(&old, write_id) && old.data == stored => {
+                self.session(id, &old, None)
+            }
             Err(Some(old)) if old.is_live(now) => Err(SessionError::LockLost),
             Err(_) => Err(SessionError::NotFound),
         }
