@@ -1,6 +1,10 @@
 //! Figures, counted and measured (never asserted): DynamoDB requests per
-//! route, and what a GC sweep costs, against the embedded emulator (or
-//! `DYNAMODB_TEST_ENDPOINT`). Run: `cargo bench -p sessions-local --bench figures`.
+//! route and what a GC sweep costs, against the embedded emulator; then, on
+//! a 5/5 table in the capacity simulator, the API's success rate and latency
+//! with and without a concurrent sweep (paced, and unpaced as sweeps were
+//! before), the sweep's rate, and what a lock waiter costs per second (ours,
+//! and one that retries a conditional write as the PHP SDK's handler does).
+//! Run: `cargo bench -p sessions-local --bench figures`.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +13,13 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use dynamodb_sessions::calls::counted;
-use dynamodb_sessions::{emulator, Config, ConfigBuilder, LockingStrategy, SessionStore, SweepOptions, TableCapacity};
+use dynamodb_sessions::{
+    emulator, CapacityBudget, Config, ConfigBuilder, LockingStrategy, SessionStore, SweepOptions, TableCapacity,
+};
 use session_api::{router, ApiState, HttpSettings};
+use sessions_local::simulator::{
+    CapacityConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig, Throughput,
+};
 use tower::ServiceExt;
 
 fn now() -> i64 {
@@ -81,8 +90,13 @@ async fn seed(config: &Config, total: usize, expired: usize) {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
+    requests_per_route().await;
+    capacity_figures().await;
+}
+
+async fn requests_per_route() {
     println!("DynamoDB requests per route (status, count, operations):");
     let plain = app(Config::builder(), "plain").await;
     let json = [("content-type", "application/json")];
@@ -149,4 +163,230 @@ async fn main() {
     let report = budget.state.store().delete_expired(SweepOptions::default()).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!("  deleted {} in {seconds:.1} s: {:.1} deletes/s", report.deleted, report.deleted as f64 / seconds);
+}
+
+// ---------------------------------------------------------------------------
+// A 5/5 table in the capacity simulator.
+
+const MIX_SECONDS: u64 = 30;
+const REQUESTS_PER_SECOND: u64 = 4;
+const SWEPT_SESSIONS: usize = 20_000;
+
+/// An API on a fresh table behind a 5/5 simulator with one second of burst
+/// (so what a sweep takes shows within seconds, not after five minutes).
+async fn simulated(name: &str, upstream: &str, builder: ConfigBuilder) -> (App, RunningSimulator) {
+    let capacity = CapacityConfig::new(Throughput::new(5, 5)).burst_seconds(0).initial_credit(InitialCredit::Full);
+    let sim = Simulator::start(upstream, SimulatorConfig::default().capacity(capacity)).await.unwrap();
+    let config = builder.table_name(format!("cap-{name}-{}", std::process::id())).build().unwrap();
+    let store = SessionStore::new(emulator::client(&sim.url()), config);
+    store.create_table(TableCapacity::Provisioned { read: 5, write: 5 }).await.unwrap();
+    let state = ApiState::new(store, HttpSettings::default()).unwrap();
+    (App { router: router(state.clone()), state }, sim)
+}
+
+/// Latencies and outcomes of an API mix.
+#[derive(Default)]
+struct Mix {
+    latencies: Vec<Duration>,
+    ok: usize,
+    unavailable: usize,
+    other: usize,
+}
+
+impl Mix {
+    fn line(&mut self, label: &str) {
+        self.latencies.sort();
+        let at = |q: f64| self.latencies[((self.latencies.len() - 1) as f64 * q) as usize];
+        let total = self.ok + self.unavailable + self.other;
+        println!(
+            "  {label:<40} {:>6.2} % ok  ({} requests, {} x 503, {} other)  p50 {:>6.1} ms  p99 {:>7.1} ms",
+            100.0 * self.ok as f64 / total as f64,
+            total,
+            self.unavailable,
+            self.other,
+            at(0.5).as_secs_f64() * 1000.0,
+            at(0.99).as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// A steady mix for `seconds`: reads, patches, creates and replaces of 50
+/// live sessions, `REQUESTS_PER_SECOND` of them a second.
+async fn api_mix(app: &App, seconds: u64) -> Mix {
+    let json = [("content-type", "application/json")];
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(id_of(&handle(app, request("POST", "/sessions", &json, r#"{"n":0}"#)).await));
+    }
+    let mut ticks = tokio::time::interval(Duration::from_millis(1000 / REQUESTS_PER_SECOND));
+    let mut tasks = Vec::new();
+    for i in 0..seconds * REQUESTS_PER_SECOND {
+        ticks.tick().await;
+        let router = app.router.clone();
+        let path = format!("/sessions/{}", ids[i as usize % ids.len()]);
+        let req = match i % 10 {
+            0..=4 => request("GET", &path, &[], ""),
+            5..=7 => request("PATCH", &path, &json, &format!(r#"{{"n":{i}}}"#)),
+            8 => request("POST", "/sessions", &json, r#"{"n":0}"#),
+            _ => request("PUT", &path, &json, &format!(r#"{{"n":{i}}}"#)),
+        };
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let response = router.oneshot(req).await.unwrap_or_else(|never| match never {});
+            (response.status(), started.elapsed())
+        }));
+    }
+    let mut mix = Mix::default();
+    for task in tasks {
+        let (status, latency) = task.await.unwrap();
+        mix.latencies.push(latency);
+        match status.as_u16() {
+            200..=299 => mix.ok += 1,
+            503 => mix.unavailable += 1,
+            _ => mix.other += 1,
+        }
+    }
+    mix
+}
+
+/// Seeds `total` sessions of ~200 bytes on the emulator itself (around the
+/// simulator, so seeding spends none of the table's capacity).
+async fn seed_upstream(upstream: &str, config: &Config, total: usize, expired: usize) {
+    let client = emulator::client(upstream);
+    let data = format!(r#"{{"user.name":"jeremy","cart":"{}"}}"#, "x".repeat(120));
+    let items: Vec<WriteRequest> = (0..total)
+        .map(|i| {
+            // Expired ones spread through the table, as they are in life.
+            let expires = if i % (total / expired.max(1)) == 0 { now() - 60 } else { now() + 1440 };
+            let put = PutRequest::builder()
+                .item(&config.hash_key, AttributeValue::S(config.item_key(&format!("sweep{i:027}"))))
+                .item(&config.data_attribute, AttributeValue::S(data.clone()))
+                .item(&config.session_lifetime_attribute, AttributeValue::N(expires.to_string()))
+                .build()
+                .unwrap();
+            WriteRequest::builder().put_request(put).build()
+        })
+        .collect();
+    for chunk in items.chunks(25) {
+        let mut pending = Some(std::collections::HashMap::from([(config.table_name.clone(), chunk.to_vec())]));
+        while let Some(batch) = pending.filter(|b| !b.is_empty()) {
+            pending = client.batch_write_item().set_request_items(Some(batch)).send().await.unwrap().unprocessed_items;
+        }
+    }
+}
+
+/// The API mix next to a sweep of `SWEPT_SESSIONS` with `budget` (None: the
+/// table's GC budget), both for `MIX_SECONDS`.
+async fn mix_with_sweep(label: &str, upstream: &str, budget: Option<CapacityBudget>) {
+    let (app, sim) = simulated(label, upstream, Config::builder()).await;
+    let store = app.state.store().clone();
+    seed_upstream(upstream, store.config(), SWEPT_SESSIONS, SWEPT_SESSIONS / 10).await;
+    let deadline = Instant::now() + Duration::from_secs(MIX_SECONDS);
+    let sweep = tokio::spawn(async move {
+        store.delete_expired(SweepOptions { deadline: Some(deadline), budget, ..Default::default() }).await
+    });
+    let mut mix = api_mix(&app, MIX_SECONDS).await;
+    let report = sweep.await.unwrap().unwrap();
+    mix.line(&format!("API with a {label} sweep"));
+    let seconds = report.duration_ms as f64 / 1000.0;
+    let stats = sim.stats().table(&app.state.store().config().table_name);
+    println!(
+        "  {:<40} scanned {:>6.0}/s, deleted {:>5.1}/s; used {:.1} RCU/s, {:.1} WCU/s (budget {:.1}/{:.1}); table throttled {} reads, {} writes",
+        format!("  the {label} sweep ({seconds:.0} s)"),
+        report.scanned as f64 / seconds,
+        report.deleted as f64 / seconds,
+        report.read_units / seconds,
+        report.write_units / seconds,
+        report.budget.read_units_per_second,
+        report.budget.write_units_per_second,
+        stats.throttled_reads,
+        stats.throttled_writes,
+    );
+}
+
+/// Five waiters on a session locked for `HOLD`: the capacity they spend per
+/// second each, waiting as this store waits and as the PHP SDK's handler
+/// waits (a failed conditional UpdateItem per retry, 10 to 50 ms apart).
+async fn lock_wait_cost(upstream: &str) {
+    const WAITERS: usize = 5;
+    const HOLD: Duration = Duration::from_secs(5);
+    let builder = Config::builder()
+        .locking_strategy(LockingStrategy::Pessimistic)
+        .max_lock_wait_time(HOLD + Duration::from_secs(5));
+    for php_style in [false, true] {
+        let label = if php_style { "PHP SDK-style waiter" } else { "our waiter" };
+        let (app, sim) = simulated(if php_style { "php-wait" } else { "wait" }, upstream, builder.clone()).await;
+        let store = app.state.store().clone();
+        let session = store.create(Default::default()).await.unwrap();
+        let held = store.load_and_lock(&session.id).await.unwrap();
+        let table = store.config().table_name.clone();
+        let before = sim.stats().table(&table);
+        let started = Instant::now();
+        let waiters: Vec<_> = (0..WAITERS)
+            .map(|_| {
+                let (store, id) = (store.clone(), session.id.clone());
+                tokio::spawn(async move {
+                    if php_style {
+                        php_style_wait(&store, &id, HOLD).await;
+                    } else if let Ok(s) = store.load_and_lock(&id).await {
+                        store.unlock(&id, s.lock_token.as_ref().unwrap()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(HOLD).await;
+        store.unlock(&session.id, held.lock_token.as_ref().unwrap()).await.unwrap();
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        let waited = started.elapsed().as_secs_f64();
+        let after = sim.stats().table(&table);
+        let per = |units: f64| units / WAITERS as f64 / waited;
+        println!(
+            "  {label:<40} {:.2} RCU + {:.2} WCU per waiter per second ({} waiters, {:.1} s; table throttled {} writes)",
+            per(after.read_units - before.read_units),
+            per(after.write_units - before.write_units),
+            WAITERS,
+            waited,
+            after.throttled_writes - before.throttled_writes,
+        );
+    }
+}
+
+/// The PHP SDK's LockingSessionConnection: retry `UpdateItem` with
+/// `Expected: {lock: {Exists: false}}` every 10 to 50 ms until `within`.
+async fn php_style_wait(store: &SessionStore, id: &dynamodb_sessions::SessionId, within: Duration) {
+    let config = store.config();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let attempt = store
+            .client()
+            .update_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, AttributeValue::S(config.item_key(id.as_str())))
+            .update_expression("SET #lock = :one")
+            .condition_expression("attribute_not_exists(#lock)")
+            .expression_attribute_names("#lock", "lock")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        if attempt.is_ok() {
+            return;
+        }
+        let pause = 10 + (Instant::now().elapsed().subsec_nanos() % 41) as u64;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+async fn capacity_figures() {
+    println!("\nOn a 5/5 table in the capacity simulator (burst credit: 1 s), API mix of {REQUESTS_PER_SECOND} req/s for {MIX_SECONDS} s:");
+    let upstream = emulator::start_in_background();
+    let (app, _sim) = simulated("alone", &upstream, Config::builder()).await;
+    api_mix(&app, MIX_SECONDS).await.line("API alone");
+    mix_with_sweep("paced", &upstream, None).await;
+    // As sweeps were before: as fast as the table answers, 25 deletes at once.
+    let unpaced = CapacityBudget { read_units_per_second: 10_000.0, write_units_per_second: 10_000.0 };
+    mix_with_sweep("unpaced", &upstream, Some(unpaced)).await;
+    println!("\nWaiting for a lock held {} s, on a 5/5 table:", 5);
+    lock_wait_cost(&upstream).await;
 }

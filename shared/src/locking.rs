@@ -245,21 +245,34 @@ impl SessionStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let (record, taken_now, old_expires) =
-            match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await? {
-                Ok(item) => {
-                    let mut record = Record::decode(config, &item.unwrap_or_default());
-                    let old_expires = record.expires;
-                    record.lock = Some(lease_until_ms);
-                    record.lock_token = Some(marker.to_string());
-                    record.expires = new_expires;
-                    (record, true, Some(old_expires))
+        let outcome = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                // The attempt may have landed though its answer was lost: release
+                // what it may have taken (only if it is this attempt's), so the
+                // client's retry does not wait for its own orphaned lock.
+                let attempt =
+                    LockToken { marker: marker.to_string(), lease_until_ms, encoding: Encoding::configured(config) };
+                if let Err(release) = self.release(id, &attempt, None).await {
+                    tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
                 }
-                Err(old) => match old {
-                    Some(old) if old.is_live(now) => (old, false, None),
-                    _ => return Err(SessionError::NotFound),
-                },
-            };
+                return Err(err);
+            }
+        };
+        let (record, taken_now, old_expires) = match outcome {
+            Ok(item) => {
+                let mut record = Record::decode(config, &item.unwrap_or_default());
+                let old_expires = record.expires;
+                record.lock = Some(lease_until_ms);
+                record.lock_token = Some(marker.to_string());
+                record.expires = new_expires;
+                (record, true, Some(old_expires))
+            }
+            Err(old) => match old {
+                Some(old) if old.is_live(now) => (old, false, None),
+                _ => return Err(SessionError::NotFound),
+            },
+        };
         // An attempt refused only because the SDK retried our own applied
         // request shows our marker and lease: the lock is ours.
         let encoding = record.encoding(config).unwrap_or(Encoding::configured(config));

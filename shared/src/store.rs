@@ -417,7 +417,7 @@ impl SessionStore {
             // retry was refused, shows as our new item carrying our marker (so
             // this holds where a server ignores the idempotency token).
             if let Some(session) = attempted.take() {
-                if self.fetch(&session.id, true).await?.is_some_and(|new| conditions::written_by(&new, &write_id)) {
+                if self.landed(&session, &write_id).await? {
                     return Ok(session);
                 }
             }
@@ -463,19 +463,29 @@ impl SessionStore {
                 Ok(_) => return Ok(session),
                 Err(err) => err,
             };
-            attempted = Some(session);
             let reasons = match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                     cancelled.cancellation_reasons().to_vec()
                 }
                 _ => match SessionError::dynamo("TransactWriteItems", err) {
                     busy if busy.is_transaction_conflict() => {
+                        attempted = Some(session);
                         wait.pause(None, busy).await?;
                         continue;
+                    }
+                    // Timed out or failed after the SDK's retries: it may have
+                    // landed all the same, and then the session lives on under
+                    // the new id, which the caller must learn.
+                    other if other.is_transient() => {
+                        return match self.landed(&session, &write_id).await {
+                            Ok(true) => Ok(session),
+                            _ => Err(other),
+                        };
                     }
                     other => return Err(other),
                 },
             };
+            attempted = Some(session);
             match SessionError::from_cancellation("TransactWriteItems", &reasons) {
                 Some(busy) if busy.is_transaction_conflict() => wait.pause(None, busy).await?,
                 Some(other) => return Err(other),
@@ -484,6 +494,13 @@ impl SessionStore {
                 None => wait.pause(None, SessionError::Conflict).await?,
             }
         }
+    }
+}
+
+impl SessionStore {
+    /// Whether a new session written with the marker `write_id` is there.
+    async fn landed(&self, session: &Session, write_id: &str) -> Result<bool, SessionError> {
+        Ok(self.fetch(&session.id, true).await?.is_some_and(|new| conditions::written_by(&new, write_id)))
     }
 }
 

@@ -82,7 +82,9 @@ impl ApiError {
                 NotFound => (StatusCode::NOT_FOUND, "not_found"),
                 Locked => (StatusCode::LOCKED, "locked"),
                 LockLost => (StatusCode::CONFLICT, "lock_lost"),
-                Conflict => (StatusCode::CONFLICT, "conflict"),
+                // Other writers kept getting in first until max_lock_wait_time:
+                // busy, not a conflict the client could resolve.
+                Conflict => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
                 PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
                 TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
                 InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
@@ -118,7 +120,7 @@ impl ApiError {
                 NotFound => "no such session, or it has expired".into(),
                 Locked => "the session is locked by another request".into(),
                 LockLost => "the lock token no longer holds the session's lock; nothing was written".into(),
-                Conflict => "the session was changed by another request; read it again".into(),
+                Conflict => "the session is too busy: other requests kept changing it; retry shortly".into(),
                 PreconditionFailed => "the session data changed since that ETag; read it again".into(),
                 TooLarge { size, limit } => format!("session data is {size} bytes; the limit is {limit}").into(),
                 InvalidId => "malformed session id".into(),
@@ -172,7 +174,7 @@ mod tests {
             (SessionError::NotFound, 404, "not_found"),
             (SessionError::Locked, 423, "locked"),
             (SessionError::LockLost, 409, "lock_lost"),
-            (SessionError::Conflict, 409, "conflict"),
+            (SessionError::Conflict, 503, "busy"),
             (SessionError::PreconditionFailed, 412, "precondition_failed"),
             (SessionError::TooLarge { size: 2, limit: 1 }, 413, "too_large"),
             (SessionError::InvalidId, 400, "invalid_id"),
