@@ -34,6 +34,11 @@ pub mod store;
 pub mod table;
 
 pub use client::dynamodb_client;
+
+/// The README's Rust examples, compiled as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use codec::{Data, DataFormat};
 pub use config::{Config, ConfigBuilder, DataAttributeType, LockingStrategy};
 pub use error::SessionError;
