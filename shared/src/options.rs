@@ -1,4 +1,4 @@
-//! Declaring options once: [`declare_options!`] turns one table (field, type,
+//! Declaring options once: [`declare_options!`](crate::declare_options) turns one table (field, type,
 //! environment variable, default, bounds) into a settings struct, its
 //! builder, reading from the environment and writing back to it, so no
 //! option is listed twice. The library's [`crate::Config`] is declared with
