@@ -1,5 +1,5 @@
 //! The scheduled GC sweep: an EventBridge "Scheduled Event" in, one
-//! checkpointed sweep ([`dynamodb_sessions::gc::scheduled_sweep`]) out,
+//! checkpointed sweep ([`SessionStore::scheduled_sweep`](dynamodb_sessions::SessionStore::scheduled_sweep)) out,
 //! stopped a safe margin before the Lambda's own deadline.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
