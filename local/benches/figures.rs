@@ -13,6 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use dynamodb_sessions::calls::counted;
+use dynamodb_sessions::emulator::fixtures;
 use dynamodb_sessions::{
     emulator, CapacityBudget, Config, ConfigBuilder, LockingStrategy, SessionStore, SweepOptions, TableCapacity,
 };
@@ -212,11 +213,15 @@ impl Mix {
 
 /// A steady mix for `seconds`: reads, patches, creates and replaces of 50
 /// live sessions, `REQUESTS_PER_SECOND` of them a second.
-async fn api_mix(app: &App, seconds: u64) -> Mix {
+async fn api_mix(app: &App, upstream: &str, seconds: u64) -> Mix {
     let json = [("content-type", "application/json")];
+    // The live sessions, written on the emulator itself (no capacity spent).
+    let direct = SessionStore::new(emulator::client(upstream), app.state.store().config().clone());
     let mut ids = Vec::new();
     for _ in 0..50 {
-        ids.push(id_of(&handle(app, request("POST", "/sessions", &json, r#"{"n":0}"#)).await));
+        let id = dynamodb_sessions::SessionId::generate();
+        fixtures::put_session(&direct, id.as_str(), r#"{"n":0}"#, now() + 1440, None).await;
+        ids.push(id);
     }
     let mut ticks = tokio::time::interval(Duration::from_millis(1000 / REQUESTS_PER_SECOND));
     let mut tasks = Vec::new();
@@ -285,7 +290,7 @@ async fn mix_with_sweep(label: &str, upstream: &str, budget: Option<CapacityBudg
     let sweep = tokio::spawn(async move {
         store.delete_expired(SweepOptions { deadline: Some(deadline), budget, ..Default::default() }).await
     });
-    let mut mix = api_mix(&app, MIX_SECONDS).await;
+    let mut mix = api_mix(&app, upstream, MIX_SECONDS).await;
     let report = sweep.await.unwrap().unwrap();
     mix.line(&format!("API with a {label} sweep"));
     let seconds = report.duration_ms as f64 / 1000.0;
@@ -382,7 +387,7 @@ async fn capacity_figures() {
     println!("\nOn a 5/5 table in the capacity simulator (burst credit: 1 s), API mix of {REQUESTS_PER_SECOND} req/s for {MIX_SECONDS} s:");
     let upstream = emulator::start_in_background();
     let (app, _sim) = simulated("alone", &upstream, Config::builder()).await;
-    api_mix(&app, MIX_SECONDS).await.line("API alone");
+    api_mix(&app, &upstream, MIX_SECONDS).await.line("API alone");
     mix_with_sweep("paced", &upstream, None).await;
     // As sweeps were before: as fast as the table answers, 25 deletes at once.
     let unpaced = CapacityBudget { read_units_per_second: 10_000.0, write_units_per_second: 10_000.0 };
