@@ -7,12 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
-    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -271,47 +270,6 @@ async fn idempotent_regenerate() {
     assert_eq!(fixtures::count_items(&direct(&store)).await, 1);
 }
 
-/// Runs `action` to completion just before the `nth` request of `operation`
-/// leaves (each SDK attempt counted), once.
-#[derive(Clone)]
-struct BeforeNth {
-    operation: &'static str,
-    nth: usize,
-    seen: Arc<AtomicUsize>,
-    action: Arc<Mutex<Option<Action>>>,
-}
-
-type Action = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-impl std::fmt::Debug for BeforeNth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BeforeNth({} #{})", self.operation, self.nth)
-    }
-}
-
-impl Intercept for BeforeNth {
-    fn name(&self) -> &'static str {
-        "BeforeNth"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
-        if target.rsplit('.').next() == Some(self.operation) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
-        {
-            if let Some(action) = self.action.lock().unwrap().take() {
-                let handle = tokio::runtime::Handle::current();
-                tokio::task::block_in_place(|| handle.block_on(handle.spawn(action))).expect("the action");
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A write's marker is kept among the item's last three, so it recognises
 /// its own landed attempt after another write. Here A's patch lands, its
 /// answer is lost (500), B's patch lands, and A's SDK retry is refused: A
@@ -323,14 +281,9 @@ async fn idempotent_patch_when_another_write_lands_before_the_retry() {
     let s = store.create(fixtures::data(json!({"x": "0"}))).await.unwrap();
     let other = direct(&store);
     let id = s.id.clone();
-    let before_retry = BeforeNth {
-        operation: "UpdateItem",
-        nth: 2,
-        seen: Arc::default(),
-        action: Arc::new(Mutex::new(Some(Box::pin(async move {
-            other.patch(&id, &fixtures::data(json!({"x": "b"})), &WriteOptions::default()).await.unwrap();
-        })))),
-    };
+    let before_retry = fixtures::Hook::before("UpdateItem", 2, move || async move {
+        other.patch(&id, &fixtures::data(json!({"x": "b"})), &WriteOptions::default()).await.unwrap();
+    });
     let client = emulator::client(&sim.url());
     let a = SessionStore::new(
         Client::from_conf(client.config().to_builder().interceptor(before_retry).build()),
@@ -652,30 +605,6 @@ async fn a_waiter_whose_polls_are_throttled_still_ends_locked() {
 // GC paced by capacity
 // ---------------------------------------------------------------------------
 
-/// Records the bodies of Scan requests.
-#[derive(Debug, Default, Clone)]
-struct ScanBodies(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Intercept for ScanBodies {
-    fn name(&self) -> &'static str {
-        "ScanBodies"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let request = context.request();
-        if request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".Scan")) {
-            let body = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
-            self.0.lock().unwrap().push(body);
-        }
-        Ok(())
-    }
-}
-
 fn swept(outcome: ScheduledSweep) -> GcReport {
     match outcome {
         ScheduledSweep::Swept(report) => report,
@@ -710,9 +639,9 @@ async fn checkpoint(store: &SessionStore) -> HashMap<String, AttributeValue> {
 async fn gc_sweeps_within_its_budget_at_5_5_and_resumes_from_its_checkpoint() {
     let capacity = CapacityConfig::default().burst_seconds(0).initial_credit(InitialCredit::Full);
     let sim = simulator(SimulatorConfig::default().capacity(capacity)).await;
-    let scans = ScanBodies::default();
+    let scans = fixtures::RequestLog::of("Scan");
     let client = emulator::client(&sim.url());
-    let client = Client::from_conf(client.config().to_builder().interceptor(scans.clone()).build());
+    let client = fixtures::intercepted(&client, scans.clone());
     let store = fixtures::store_on(client, Config::builder().gc_capacity_share(0.5)).await;
     let table = store.config().table_name.clone();
     let (live, expired) = seed_sessions(&store, 2000, 10).await;
@@ -720,7 +649,7 @@ async fn gc_sweeps_within_its_budget_at_5_5_and_resumes_from_its_checkpoint() {
 
     let mut runs = Vec::new();
     for run in ["run-1", "run-2"] {
-        let scans_before = scans.0.lock().unwrap().len();
+        let scans_before = scans.bodies().len();
         let before = sim.stats().table(&table);
         let started = Instant::now();
         let report = swept(store.scheduled_sweep(started + Duration::from_secs(4), run).await.unwrap());
@@ -739,7 +668,7 @@ async fn gc_sweeps_within_its_budget_at_5_5_and_resumes_from_its_checkpoint() {
         assert!(report.deleted > 0 && report.scanned > 0, "{report:?}");
         let saved = checkpoint(&store).await;
         assert!(!saved.contains_key("owner") && !saved.contains_key("lease_until_ms"), "the claim is released");
-        let first_scan = scans.0.lock().unwrap()[scans_before].clone();
+        let first_scan = scans.bodies()[scans_before].clone();
         runs.push((report, saved, first_scan));
     }
     // The first run started at the beginning, the second where the first saved its position.
@@ -771,10 +700,10 @@ async fn stored_count(store: &SessionStore, ids: &[String]) -> usize {
 async fn gc_table(
     sim: &RunningSimulator,
     builder: ConfigBuilder,
-    scans: &ScanBodies,
+    scans: &fixtures::RequestLog,
 ) -> (SessionStore, Vec<String>, Vec<String>) {
     let client = emulator::client(&sim.url());
-    let client = Client::from_conf(client.config().to_builder().interceptor(scans.clone()).build());
+    let client = fixtures::intercepted(&client, scans.clone());
     let store = fixtures::store_on(client, builder.gc_capacity_share(0.5)).await;
     sim.set_capacity(&store.config().table_name, TableCapacity::Provisioned(Throughput::new(40, 40)));
     let (live, expired) = seed_sessions(&store, 600, 6).await;
@@ -785,7 +714,7 @@ async fn gc_table(
 async fn a_gc_run_killed_mid_sweep_is_resumed_and_deletes_every_expired_session_and_nothing_live() {
     let capacity = CapacityConfig::default().burst_seconds(0).initial_credit(InitialCredit::Full);
     let sim = simulator(SimulatorConfig::default().capacity(capacity)).await;
-    let scans = ScanBodies::default();
+    let scans = fixtures::RequestLog::of("Scan");
     let (store, live, expired) = gc_table(&sim, Config::builder(), &scans).await;
     let table = store.config().table_name.clone();
 
@@ -814,10 +743,10 @@ async fn a_gc_run_killed_mid_sweep_is_resumed_and_deletes_every_expired_session_
 
     // After it, the next run resumes from the last saved position and finishes.
     tokio::time::sleep_until((killed_deadline + Duration::from_millis(50)).into()).await;
-    let scans_before = scans.0.lock().unwrap().len();
+    let scans_before = scans.bodies().len();
     let last = swept(store.scheduled_sweep(Instant::now() + Duration::from_secs(60), "run-3").await.unwrap());
     assert!(last.finished(), "{last:?}");
-    let resumed_scan = scans.0.lock().unwrap()[scans_before].clone();
+    let resumed_scan = scans.bodies()[scans_before].clone();
     assert_eq!(resumed_scan["ExclusiveStartKey"]["id"]["S"].as_str(), position.as_s().ok().map(String::as_str));
     let plain = direct(&store);
     assert_eq!(stored_count(&plain, &expired).await, 0, "every expired session deleted");
@@ -829,7 +758,7 @@ async fn a_gc_run_killed_mid_sweep_is_resumed_and_deletes_every_expired_session_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_sweep_backs_off_through_500s_and_releases_its_claim() {
     let sim = simulator(SimulatorConfig::default()).await;
-    let scans = ScanBodies::default();
+    let scans = fixtures::RequestLog::of("Scan");
     // One delete at a time, so one delete meets every 500 and the SDK gives up on it.
     let (store, live, expired) = gc_table(&sim, Config::builder().gc_batch_size(1usize), &scans).await;
     // The scheduled sweep's client makes 5 attempts: 2 failed Scans are retried

@@ -69,9 +69,15 @@ pub fn shared_endpoint() -> &'static str {
 /// as the PHP handler writes them, for this crate's tests and the others'.
 pub mod fixtures {
     use std::collections::HashMap;
+    use std::fmt;
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
     use aws_sdk_dynamodb::types::AttributeValue;
     use aws_sdk_dynamodb::Client;
 
@@ -205,5 +211,134 @@ pub mod fixtures {
             serde_json::Value::Object(map) => map,
             other => panic!("not an object: {other}"),
         }
+    }
+
+    /// An action the [`Hook`] runs.
+    type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+    /// An interceptor that, just before the `nth` request of `operation`
+    /// leaves (1-based, each SDK attempt counted), runs an action to
+    /// completion, once. The intercepted request waits for it, so whatever
+    /// the action writes is in the table before that request reaches it:
+    /// races made deterministic. Needs a multi-threaded runtime (the action
+    /// runs with `block_in_place`).
+    #[derive(Clone)]
+    pub struct Hook(Arc<HookState>);
+
+    struct HookState {
+        operation: &'static str,
+        nth: usize,
+        seen: AtomicUsize,
+        action: Mutex<Option<Action>>,
+    }
+
+    impl Hook {
+        /// Runs `action` before the `nth` request of `operation`.
+        pub fn before<F>(operation: &'static str, nth: usize, action: impl FnOnce() -> F + Send + 'static) -> Hook
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            let action: Action = Box::new(move || Box::pin(action()));
+            Hook(Arc::new(HookState { operation, nth, seen: AtomicUsize::new(0), action: Mutex::new(Some(action)) }))
+        }
+
+        /// Whether the action ran.
+        pub fn fired(&self) -> bool {
+            self.0.action.lock().expect("not poisoned").is_none()
+        }
+
+        /// Requests of the operation seen so far.
+        pub fn seen(&self) -> usize {
+            self.0.seen.load(Ordering::SeqCst)
+        }
+    }
+
+    impl fmt::Debug for Hook {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Hook(before {} #{})", self.0.operation, self.0.nth)
+        }
+    }
+
+    impl Intercept for Hook {
+        fn name(&self) -> &'static str {
+            "Hook"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            if operation_of(context) != self.0.operation {
+                return Ok(());
+            }
+            if self.0.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.0.nth {
+                let action = self.0.action.lock().expect("not poisoned").take();
+                if let Some(action) = action {
+                    // A task of its own, so the action's requests are not
+                    // counted with the intercepted operation's (`calls::counted`).
+                    let handle = tokio::runtime::Handle::current();
+                    let done = tokio::task::block_in_place(|| handle.block_on(handle.spawn(action())));
+                    done.expect("the hook's action");
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// An interceptor that keeps the JSON body of every request of one
+    /// operation, to see what was asked of DynamoDB.
+    #[derive(Debug, Clone)]
+    pub struct RequestLog {
+        operation: &'static str,
+        bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    }
+
+    impl RequestLog {
+        /// Keeps the requests of `operation` (`"Scan"`, `"GetItem"`, ...).
+        pub fn of(operation: &'static str) -> RequestLog {
+            RequestLog { operation, bodies: Arc::default() }
+        }
+
+        /// The bodies kept so far, in order.
+        pub fn bodies(&self) -> Vec<serde_json::Value> {
+            self.bodies.lock().expect("not poisoned").clone()
+        }
+
+        /// Forgets the bodies kept so far.
+        pub fn clear(&self) {
+            self.bodies.lock().expect("not poisoned").clear();
+        }
+    }
+
+    impl Intercept for RequestLog {
+        fn name(&self) -> &'static str {
+            "RequestLog"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            if operation_of(context) == self.operation {
+                let body = context.request().body().bytes().and_then(|b| serde_json::from_slice(b).ok());
+                self.bodies.lock().expect("not poisoned").push(body.unwrap_or_default());
+            }
+            Ok(())
+        }
+    }
+
+    /// `client` with `interceptor` added.
+    pub fn intercepted(client: &Client, interceptor: impl Intercept + 'static) -> Client {
+        Client::from_conf(client.config().to_builder().interceptor(interceptor).build())
+    }
+
+    /// The DynamoDB operation of a request ("DynamoDB_20120810.GetItem" -> "GetItem").
+    fn operation_of<'a>(context: &'a BeforeTransmitInterceptorContextRef<'_>) -> &'a str {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
+        target.rsplit('.').next().unwrap_or_default()
     }
 }

@@ -156,6 +156,29 @@ pub(crate) fn lock_free(now: Now) -> Expr {
         .value(":php_lock", attr_n(PHP_LOCK))
 }
 
+/// What a write of a session read as `record` may do, given the caller's
+/// lock token (if any).
+pub(crate) enum WriteAccess {
+    /// Go ahead, conditional on this: the token's lock still held, or (without
+    /// a token) no live lock and the item exactly as read.
+    Allowed(Expr),
+    /// The token's lock is gone: reading again cannot help.
+    LockLost,
+    /// Someone else's lock is live: wait for it first.
+    Wait,
+}
+
+impl WriteAccess {
+    pub fn of(config: &Config, record: &Record, token: Option<&LockToken>, now: Now) -> WriteAccess {
+        match token {
+            Some(token) if token.holds(record) => WriteAccess::Allowed(token.held()),
+            Some(_) => WriteAccess::LockLost,
+            None if lock_is_live(record, now) => WriteAccess::Wait,
+            None => WriteAccess::Allowed(lock_free(now).and(conditions::unchanged_since(config, record))),
+        }
+    }
+}
+
 /// The update that removes a lock of either kind.
 pub(crate) const REMOVE_LOCK: &str = "#lock, #ltok";
 

@@ -33,7 +33,7 @@ use crate::id::SessionId;
 use crate::item::{
     conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_IDS,
 };
-use crate::locking::{bind_lock_names, lock_free, lock_is_live, LockToken, LockWait, REMOVE_LOCK};
+use crate::locking::{bind_lock_names, lock_free, LockToken, LockWait, WriteAccess, REMOVE_LOCK};
 
 /// One session as a caller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,14 +283,13 @@ impl SessionStore {
             if options.if_match.as_ref().is_some_and(|tag| *tag != record.etag()) {
                 return Err(SessionError::PreconditionFailed);
             }
-            let guard = match &options.lock_token {
-                Some(token) if token.holds(&record) => token.held(),
-                Some(_) => return Err(SessionError::LockLost),
-                None if lock_is_live(&record, now) => {
+            let guard = match WriteAccess::of(config, &record, options.lock_token.as_ref(), now) {
+                WriteAccess::Allowed(guard) => guard,
+                WriteAccess::LockLost => return Err(SessionError::LockLost),
+                WriteAccess::Wait => {
                     self.wait_for_release(id, record, &mut wait).await?;
                     continue;
                 }
-                None => lock_free(now).and(conditions::unchanged_since(config, &record)),
             };
             let data = change(record.decode_data(config)?)?;
             let stored = record.encoding(config)?.encode(config, &data)?;
@@ -423,14 +422,13 @@ impl SessionStore {
             }
             let now = Now::sample();
             let record = self.fetch_live(id, true, now).await?;
-            let allowed = match lock_token {
-                Some(token) if token.holds(&record) => token.held(),
-                Some(_) => return Err(SessionError::LockLost),
-                None if lock_is_live(&record, now) => {
+            let allowed = match WriteAccess::of(config, &record, lock_token, now) {
+                WriteAccess::Allowed(guard) => guard,
+                WriteAccess::LockLost => return Err(SessionError::LockLost),
+                WriteAccess::Wait => {
                     self.wait_for_release(id, record, &mut wait).await?;
                     continue;
                 }
-                None => lock_free(now).and(conditions::unchanged_since(config, &record)),
             };
             // Refuse undecodable data before anything changes.
             let data = record.decode_data(config)?;

@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::config::MAX_DATA_SIZE_LIMIT;
 use dynamodb_sessions::emulator::fixtures::{
-    count_items, data, fast_locks, now, put_php_item, put_raw, raw_item, store, store_on,
+    count_items, data, fast_locks, now, put_php_item, put_raw, raw_item, store, store_on, RequestLog,
 };
 use dynamodb_sessions::{Config, DataAttributeType, LockToken, LockingStrategy, SessionError, SessionId, WriteOptions};
 use serde_json::json;
@@ -498,37 +495,14 @@ async fn data_attribute_type_binary_stores_new_sessions_as_b() {
 // Requests
 // ---------------------------------------------------------------------------
 
-/// Records request bodies, to see what was asked of DynamoDB.
-#[derive(Debug, Default, Clone)]
-struct Bodies(Arc<Mutex<Vec<String>>>);
-
-impl Intercept for Bodies {
-    fn name(&self) -> &'static str {
-        "Bodies"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let body =
-            context.request().body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-        self.0.lock().unwrap().push(body);
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn consistent_read_option_sets_getitem_consistency() {
     for consistent in [true, false] {
-        let bodies = Bodies::default();
-        let client = client_with(|b| b.interceptor(bodies.clone()));
+        let gets = RequestLog::of("GetItem");
+        let client = client_with(|b| b.interceptor(gets.clone()));
         let store = store_on(client, Config::builder().consistent_read(consistent)).await;
         let s = store.create(Default::default()).await.unwrap();
-        bodies.0.lock().unwrap().clear();
         store.load(&s.id).await.unwrap();
-        let get: serde_json::Value = serde_json::from_str(&bodies.0.lock().unwrap()[0]).unwrap();
-        assert_eq!(get["ConsistentRead"], json!(consistent));
+        assert_eq!(gets.bodies()[0]["ConsistentRead"], json!(consistent));
     }
 }

@@ -1,20 +1,11 @@
-//! What the integration tests need beyond `dynamodb_sessions::emulator::fixtures`:
-//! the requests the PHP SDK's session handler sends (to play a PHP app on the
-//! same table), and a hook that runs a write of another client at an exact
-//! point of a store operation (between its read and its write), so races are
-//! deterministic.
+//! What the integration tests need beyond `dynamodb_sessions::emulator::fixtures`
+//! (which also has the `Hook` that makes races deterministic): the requests
+//! the PHP SDK's session handler sends, to play a PHP app on the same table.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::{
     AttributeAction, AttributeValue, AttributeValueUpdate, ExpectedAttributeValue, ReturnValue,
 };
@@ -128,79 +119,4 @@ pub async fn delete_raw(store: &SessionStore, key: &str) {
         .expect("raw delete");
 }
 
-// ---------------------------------------------------------------------------
-// A hook at an exact request of an operation
-// ---------------------------------------------------------------------------
-
-type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
-/// An interceptor that, just before the `nth` request of `operation` leaves
-/// (1-based, each SDK attempt counted), runs an action to completion, once.
-/// The intercepted request waits for it, so whatever the action writes is in
-/// the table before that request reaches it. Needs a multi-threaded runtime
-/// (the action runs with `block_in_place`).
-#[derive(Clone)]
-pub struct Hook(Arc<HookState>);
-
-struct HookState {
-    operation: &'static str,
-    nth: usize,
-    seen: AtomicUsize,
-    action: Mutex<Option<Action>>,
-}
-
-impl Hook {
-    pub fn before<F>(operation: &'static str, nth: usize, action: impl FnOnce() -> F + Send + 'static) -> Hook
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let action: Action = Box::new(move || Box::pin(action()));
-        Hook(Arc::new(HookState { operation, nth, seen: AtomicUsize::new(0), action: Mutex::new(Some(action)) }))
-    }
-
-    /// Whether the action ran.
-    pub fn fired(&self) -> bool {
-        self.0.action.lock().unwrap().is_none()
-    }
-
-    /// Requests of the operation seen so far.
-    pub fn seen(&self) -> usize {
-        self.0.seen.load(Ordering::SeqCst)
-    }
-}
-
-impl fmt::Debug for Hook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hook(before {} #{})", self.0.operation, self.0.nth)
-    }
-}
-
-impl Intercept for Hook {
-    fn name(&self) -> &'static str {
-        "Hook"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
-        if target.rsplit('.').next() != Some(self.0.operation) {
-            return Ok(());
-        }
-        let count = self.0.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        if count == self.0.nth {
-            let action = self.0.action.lock().unwrap().take();
-            if let Some(action) = action {
-                // A task of its own, so the action's requests are not counted
-                // with the intercepted operation's (`calls::counted`).
-                let handle = tokio::runtime::Handle::current();
-                let done = tokio::task::block_in_place(|| handle.block_on(handle.spawn(action())));
-                done.expect("the hook's action");
-            }
-        }
-        Ok(())
-    }
-}
+pub use dynamodb_sessions::emulator::fixtures::Hook;
