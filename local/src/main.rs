@@ -5,6 +5,8 @@
 //!                           AWS_ENDPOINT_URL_DYNAMODB is set; sweeps on a timer
 //!   sessions create-table   create_sessions_table(read, write) on the configured table
 //!   sessions gc             one full sweep; prints its report as JSON
+//!   sessions seed-events    put the sessions the files in events/ name into the
+//!                           local server's table (see events/expected.json)
 //!
 //! Options come from the same environment variables as the Lambda functions.
 
@@ -17,6 +19,7 @@ use dynamodb_sessions::{
 };
 use session_api::App;
 
+mod fixtures;
 mod server;
 
 #[derive(Parser)]
@@ -53,6 +56,15 @@ enum Command {
     },
     /// Sweep expired sessions once, to the end of the table.
     Gc,
+    /// Put the sessions the files in events/ name (ids fixed in them) into the
+    /// table, replacing those there, so that each event answers the status
+    /// events/expected.json gives it. Creates the table if it is missing.
+    SeedEvents {
+        /// DynamoDB to seed: by default the local server's embedded emulator.
+        /// Any credentials are sent: meant for local emulators only.
+        #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", default_value = "http://127.0.0.1:8000")]
+        endpoint: String,
+    },
 }
 
 #[tokio::main]
@@ -96,6 +108,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}: {outcome:?}", config.table_name);
+            Ok(())
+        }
+        Command::SeedEvents { endpoint } => {
+            let client = emulator::client(&endpoint);
+            create_sessions_table(&client, &config, 5, 5)
+                .await
+                .map_err(|e| format!("{e} (is `sessions serve` running?)"))?;
+            let written = fixtures::seed_events(&client, &config).await?;
+            println!("{}: {written} event fixture sessions put at {endpoint}", config.table_name);
             Ok(())
         }
         Command::Gc => {

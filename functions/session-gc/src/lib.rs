@@ -1,10 +1,10 @@
-//! The scheduled GC sweep: an EventBridge "Scheduled Event" in, one
-//! checkpointed sweep ([`dynamodb_sessions::gc::scheduled_sweep`]) out,
-//! stopped a safe margin before the Lambda's own deadline.
+//! The scheduled GC sweep: any invocation (the EventBridge Scheduler's, or a
+//! manual `aws lambda invoke` with `{}`) runs one checkpointed sweep
+//! ([`dynamodb_sessions::gc::scheduled_sweep`]), stopped a safe margin before
+//! the Lambda's own deadline.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::Client;
 use dynamodb_sessions::gc::{scheduled_sweep, ScheduledSweep};
 use dynamodb_sessions::{Config, GcOptions};
@@ -32,10 +32,12 @@ pub fn sweep_deadline(lambda_deadline_ms: u64) -> Instant {
     Instant::now() + remaining.saturating_sub(safety_margin(remaining))
 }
 
+/// Runs one sweep. The payload is not read: whatever invoked the function
+/// (a schedule, a person, a test), the sweep to run is the same.
 pub async fn handle(
     client: &Client,
     config: &Config,
-    event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
+    event: LambdaEvent<serde_json::Value>,
 ) -> Result<ScheduledSweep, Error> {
     let deadline = sweep_deadline(event.context.deadline);
     tracing::info!(
