@@ -8,6 +8,8 @@ embedded emulator, table created). An arm64 bootstrap runs under
 qemu-aarch64-static with Debian's arm64 C library.
 
   * glibc: each bootstrap needs no glibc newer than provided.al2023's;
+  * panic: each bootstrap was built with panic = "unwind" (cargo-lambda's
+    default is abort), so the runtime answers a panic as a function error;
   * session-api: create, read, patch, delete, read again (404), with the
     events from events/ (the id filled in);
   * session-gc: events/gc-scheduled.json against a table seeded with live,
@@ -28,7 +30,8 @@ import time
 
 import boto3
 
-from local_stack import EVENTS, FUNCTIONS, SESSIONS_BIN, Stack, build_dir, check, check_glibc, invoke_http, runner
+from local_stack import EVENTS, FUNCTIONS, SESSIONS_BIN, Stack, build_dir, check, check_glibc, check_panic_unwinds, \
+    invoke_http, runner
 
 # Session ids the events name; a run replaces them with the session it made.
 EVENT_IDS = ["Xq7Zb2Lr9TkW4mNc8VpY3sHd6FgJ1aQe", "De1eteMeDe1eteMeDe1eteMeDe1eteMe"]
@@ -124,6 +127,7 @@ def main():
         if not binary.exists():
             raise SystemExit(f"lambda-e2e: {binary} is missing: run sam build first")
         check_glibc(binary, f"{function} ({args.architecture})")
+        check_panic_unwinds(binary, f"{function} ({args.architecture})")
     if args.architecture == "arm64":
         print("(arm64: the bootstraps run under qemu-aarch64-static)")
 

@@ -69,6 +69,15 @@ def check_glibc(binary, name):
           f"within provided.al2023's {'.'.join(map(str, LAMBDA_GLIBC))}")
 
 
+def check_panic_unwinds(binary, name):
+    """panic = "unwind" made it into the binary. The message below belongs to
+    Rust's unwinding panic runtime (panic_unwind), which a panic=abort build
+    does not link; a string, so it reads the same on either architecture
+    (arm64's unwinder is linked statically, stripped of its symbols)."""
+    check(b"Rust cannot catch foreign exceptions" in Path(binary).read_bytes(),
+          f"{name} unwinds on panic (the runtime answers it; the sandbox lives on)")
+
+
 def peak_memory_kib(pid):
     """VmHWM of a live process, KiB."""
     try:
