@@ -71,6 +71,12 @@ async fn seed(config: &Config, total: usize, expired: usize) {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary too (`test = false` does not stop it there), without the flag.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("figures: run by `cargo bench -p sessions-local --bench figures`; nothing to test");
+        return;
+    }
     println!("DynamoDB requests per route (status, count, operations):");
     let plain = app(Config::builder(), "plain").await;
     let json = [("content-type", "application/json")];
