@@ -93,6 +93,12 @@ async fn seed(config: &Config, total: usize, expired: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary too (`test = false` does not stop it there), without the flag.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("figures: run by `cargo bench -p sessions-local --bench figures`; nothing to test");
+        return;
+    }
     requests_per_route().await;
     capacity_figures().await;
 }

@@ -7,6 +7,8 @@
 //!                           (capacity limits, faults) in front of it
 //!   sessions create-table   create_sessions_table(read, write) on the configured table
 //!   sessions gc             one full sweep; prints its report as JSON
+//!   sessions seed-events    put the sessions the files in events/ name into the
+//!                           local server's table (see events/expected.json)
 //!
 //! Options come from the same environment variables as the Lambda functions.
 
@@ -19,6 +21,8 @@ use session_api::{router, ApiState, AutomaticGc, HttpSettings};
 use sessions_local::simulator::{
     self, CapacityConfig, FaultConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig,
 };
+
+mod fixtures;
 
 #[derive(Parser)]
 #[command(name = "sessions", about = "DynamoDB sessions: local server and operator commands")]
@@ -61,6 +65,15 @@ enum Command {
     },
     /// Sweep expired sessions once, to the end of the table, within the GC capacity budget.
     Gc,
+    /// Put the sessions the files in events/ name (ids fixed in them) into the
+    /// table, replacing those there, so that each event answers the status
+    /// events/expected.json gives it. Creates the table if it is missing.
+    SeedEvents {
+        /// DynamoDB to seed: by default the local server's embedded emulator.
+        /// Any credentials are sent: meant for local emulators only.
+        #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", default_value = "http://127.0.0.1:8000")]
+        endpoint: String,
+    },
 }
 
 /// The DynamoDB simulator in front of the server's DynamoDB. With either
@@ -214,6 +227,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = SessionStore::new(dynamodb_client(&config).await, config);
             let outcome = store.create_table(capacity).await.map_err(|e| e.to_string())?;
             println!("{table}: {outcome:?}");
+            Ok(())
+        }
+        Command::SeedEvents { endpoint } => {
+            let table = config.table_name.clone();
+            let store = SessionStore::new(emulator::client(&endpoint), config);
+            store
+                .create_table(TableCapacity::Provisioned { read: 5, write: 5 })
+                .await
+                .map_err(|e| format!("{e} (is `sessions serve` running?)"))?;
+            let written = fixtures::seed_events(&store).await?;
+            println!("{table}: {written} event fixture sessions put at {endpoint}");
             Ok(())
         }
         Command::Gc => {

@@ -1,10 +1,10 @@
-//! The scheduled GC sweep: an EventBridge "Scheduled Event" in, one
-//! checkpointed sweep ([`SessionStore::scheduled_sweep`](dynamodb_sessions::SessionStore::scheduled_sweep)) out,
+//! The scheduled GC sweep: any invocation (the EventBridge Scheduler's, or a
+//! manual `aws lambda invoke` with `{}`) runs one checkpointed sweep
+//! ([`SessionStore::scheduled_sweep`](dynamodb_sessions::SessionStore::scheduled_sweep)),
 //! stopped a safe margin before the Lambda's own deadline.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use dynamodb_sessions::{ScheduledSweep, SessionStore};
 use lambda_runtime::{Error, LambdaEvent};
 
@@ -30,11 +30,9 @@ pub fn sweep_deadline(lambda_deadline_ms: u64) -> Instant {
     Instant::now() + remaining.saturating_sub(safety_margin(remaining))
 }
 
-/// One scheduled run: a checkpointed sweep that stops before the deadline.
-pub async fn handle(
-    store: &SessionStore,
-    event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
-) -> Result<ScheduledSweep, Error> {
+/// Runs one sweep. The payload is not read: whatever invoked the function
+/// (a schedule, a person, a test), the sweep to run is the same.
+pub async fn handle(store: &SessionStore, event: LambdaEvent<serde_json::Value>) -> Result<ScheduledSweep, Error> {
     let deadline = sweep_deadline(event.context.deadline);
     tracing::info!(
         lambda_deadline_ms = event.context.deadline,
