@@ -1,0 +1,177 @@
+//! The options must not drift apart between the code (declared once:
+//! `Config::OPTIONS`, `HttpSettings::OPTIONS`), the README's configuration
+//! table, and template.yaml (its parameters and the functions' environment).
+//! Everything compared lives in this repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use dynamodb_sessions::Config;
+use serde_yaml::Value;
+use session_api::HttpSettings;
+
+fn repository_file(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every option's variable and default, as the environment writes it.
+fn defaults() -> BTreeMap<&'static str, String> {
+    Config::default().to_env().into_iter().chain(HttpSettings::default().to_env()).collect()
+}
+
+/// Variables that are not options of ours but are documented and passed.
+const OTHER_VARIABLES: [&str; 2] = ["RUST_LOG", "AWS_ENDPOINT_URL_DYNAMODB"];
+
+/// The README's configuration table: variable -> default cell's value
+/// (backticks and a trailing unit dropped; `none` is empty).
+fn readme_table() -> BTreeMap<String, String> {
+    let readme = repository_file("README.md");
+    let section = readme.split("\n## Configuration").nth(1).expect("the README has a Configuration section");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let variable = cells[1].trim_matches('`').to_string();
+            let default = match cells[2] {
+                "none" => String::new(),
+                cell => cell.split('`').nth(1).unwrap_or(cell).to_string(),
+            };
+            (variable, default)
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_documents_every_option_with_its_default() {
+    let table = readme_table();
+    for (variable, default) in defaults() {
+        let documented = table.get(variable).unwrap_or_else(|| panic!("README: no row for {variable}"));
+        assert_eq!(documented, &default, "README default of {variable}");
+    }
+    let known: BTreeSet<&str> = defaults().keys().copied().chain(OTHER_VARIABLES).collect();
+    for variable in table.keys() {
+        assert!(known.contains(variable.as_str()), "README documents {variable}, which is no option");
+    }
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&repository_file("template.yaml")).expect("template.yaml is YAML")
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// `!Ref Name` as parsed: a tagged value.
+fn reference(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// How the template passes a variable: always (`!Ref P`), or only when the
+/// parameter is not empty (`!If [HasP, !Ref P, !Ref AWS::NoValue]`), so that
+/// the function derives the default.
+enum Passed {
+    Always(String),
+    UnlessEmpty(String),
+}
+
+fn passed(variable: &str, value: &Value) -> Passed {
+    if let Some(parameter) = reference(value) {
+        return Passed::Always(parameter);
+    }
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "If" => {
+            let branches = tagged.value.as_sequence().expect("!If [condition, then, else]");
+            let parameter = reference(&branches[1]).unwrap_or_else(|| panic!("{variable}: !If's then is no !Ref"));
+            assert_eq!(reference(&branches[2]).as_deref(), Some("AWS::NoValue"), "{variable}: !If's else");
+            Passed::UnlessEmpty(parameter)
+        }
+        other => panic!("{variable} is passed neither as !Ref nor !If: {other:?}"),
+    }
+}
+
+fn environment(template: &Value, path: &[&str]) -> BTreeMap<String, Value> {
+    let mut node = template;
+    for key in path {
+        node = &node[*key];
+    }
+    node["Environment"]["Variables"]
+        .as_mapping()
+        .map(|variables| variables.iter().map(|(k, v)| (scalar(k), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_option_reaches_its_functions_with_our_default() {
+    let template = template();
+    let globals = environment(&template, &["Globals", "Function"]);
+    let api = environment(&template, &["Resources", "SessionApiFunction", "Properties"]);
+    let gc = environment(&template, &["Resources", "SessionGcFunction", "Properties"]);
+    let library: BTreeSet<&str> = Config::OPTIONS.iter().map(|o| o.variable).collect();
+    let http: BTreeSet<&str> = HttpSettings::OPTIONS.iter().map(|o| o.variable).collect();
+
+    // The library's options reach both functions; the cookie's only the API.
+    let global_names: BTreeSet<&str> = globals.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = library.iter().copied().chain(OTHER_VARIABLES).collect();
+    assert_eq!(global_names, expected, "Globals environment vs Config::OPTIONS");
+    let api_names: BTreeSet<&str> = api.keys().map(String::as_str).collect();
+    assert_eq!(api_names, http, "SessionApiFunction's own environment vs HttpSettings::OPTIONS");
+    assert!(gc.is_empty(), "the GC function adds nothing to the Globals: {gc:?}");
+
+    let defaults = defaults();
+    for (variable, value) in globals.iter().chain(api.iter()) {
+        if OTHER_VARIABLES.contains(&variable.as_str()) {
+            continue;
+        }
+        if variable == "TABLE_NAME" {
+            assert_eq!(reference(value).as_deref(), Some("SessionsTable"), "the functions get the stack's own table");
+            continue;
+        }
+        let (parameter, derived) = match passed(variable, value) {
+            Passed::Always(parameter) => (parameter, false),
+            Passed::UnlessEmpty(parameter) => (parameter, true),
+        };
+        let declared = &template["Parameters"][parameter.as_str()];
+        assert!(declared.is_mapping(), "{variable} refers to {parameter}, which is not a parameter");
+        let template_default = declared.get("Default").map(scalar).unwrap_or_default();
+        if derived {
+            // Not passed by default: the function's own (derived) default applies.
+            assert_eq!(template_default, "", "{parameter} (→ {variable}) is passed only when set: its default is empty");
+        } else {
+            assert_eq!(template_default, defaults[variable.as_str()], "{parameter} (→ {variable}) default vs ours");
+        }
+    }
+}
+
+/// A derived default is never passed by the template, so choosing one
+/// option there can never make another's default invalid (a 2 s lifetime
+/// with the touch interval left to its default starts).
+#[test]
+fn a_short_lifetime_alone_starts_with_the_templates_defaults() {
+    let template = template();
+    let globals = environment(&template, &["Globals", "Function"]);
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (variable, value) in &globals {
+        if let Ok(Passed::Always(parameter)) = std::panic::catch_unwind(|| passed(variable, value)) {
+            if let Some(default) = template["Parameters"][parameter.as_str()].get("Default") {
+                env.insert(variable.clone(), scalar(default));
+            }
+        }
+    }
+    env.insert("TABLE_NAME".into(), "sessions".into());
+    env.insert("SESSION_LIFETIME".into(), "2".into());
+    env.remove("AWS_ENDPOINT_URL_DYNAMODB");
+    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("a 2 s lifetime starts");
+    assert!(config.touch_interval < config.session_lifetime);
+}
