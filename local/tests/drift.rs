@@ -147,7 +147,10 @@ fn every_option_reaches_its_functions_with_our_default() {
         let template_default = declared.get("Default").map(scalar).unwrap_or_default();
         if derived {
             // Not passed by default: the function's own (derived) default applies.
-            assert_eq!(template_default, "", "{parameter} (→ {variable}) is passed only when set: its default is empty");
+            assert_eq!(
+                template_default, "",
+                "{parameter} (→ {variable}) is passed only when set: its default is empty"
+            );
         } else {
             assert_eq!(template_default, defaults[variable.as_str()], "{parameter} (→ {variable}) default vs ours");
         }

@@ -1,4 +1,4 @@
-//! The HTTP session API of PRODUCT.md: one axum [`Router`](axum::Router)
+//! The HTTP session API (README, "HTTP API"): one axum [`Router`](axum::Router)
 //! ([`router`]) served on Lambda behind API Gateway ([`lambda`]) and on a
 //! socket by `sessions serve`.
 //!

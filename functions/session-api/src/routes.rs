@@ -1,4 +1,4 @@
-//! The routes of PRODUCT.md as one axum [`Router`], and their handlers: the
+//! The routes of the HTTP API as one axum [`Router`], and their handlers: the
 //! only place the session store is called. Nothing here depends on where
 //! a request came from (API Gateway, either payload version, or a socket).
 

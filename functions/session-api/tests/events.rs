@@ -174,7 +174,8 @@ async fn sweep_with(event: Value) {
     seed(&app, expired[0], "{}", now() - 60, None).await;
     seed(&app, expired[1], "{}", now() - 60, None).await;
     // Expired, but its holder is mid-request: the lease is live (to 2100).
-    seed(&app, "L0ckedL0ckedL0ckedL0ckedL0cked01", "{}", now() - 60, Some("s0meb0dyE1sesT0kenXXXX.4102444800000.jS")).await;
+    seed(&app, "L0ckedL0ckedL0ckedL0ckedL0cked01", "{}", now() - 60, Some("s0meb0dyE1sesT0kenXXXX.4102444800000.jS"))
+        .await;
 
     let mut context = Context::default();
     context.request_id = "test-run".into();

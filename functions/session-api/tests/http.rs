@@ -1,4 +1,4 @@
-//! The HTTP API's rules (PRODUCT.md) through the real router and emulator.
+//! The HTTP API's rules (README) through the real router and emulator.
 
 mod common;
 
