@@ -72,7 +72,7 @@ fn shortest_digits(value: f64) -> (Vec<u8>, i32) {
 /// is not `digits` and reads back as `value`.
 fn even_neighbour(value: f64, digits: &[u8], exponent: i32) -> Option<Vec<u8>> {
     let last = *digits.last()? - b'0';
-    if last % 2 == 0 || digits.len() > 17 {
+    if last.is_multiple_of(2) || digits.len() > 17 {
         return None;
     }
     let number: u64 = digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
