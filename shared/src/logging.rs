@@ -19,11 +19,8 @@ pub fn init() {
         }),
         _ => Targets::new().with_default(LevelFilter::INFO),
     };
-    let json = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false);
+    let json =
+        tracing_subscriber::fmt::layer().json().with_current_span(false).with_span_list(false).with_target(false);
     // try_init: a second call (tests, an embedding program) keeps the first.
     let _ = tracing_subscriber::registry().with(json).with(filter).try_init();
 }
