@@ -9,8 +9,8 @@
 //! and retries. A write with the caller's lock token needs no read: the lock
 //! itself guarantees nothing changed. Every data write carries a marker
 //! (`write_id`, with the two before it kept), so a write the SDK retried
-//! after it had landed recognises
-//! its own effect instead of reporting a conflict.
+//! after it had landed recognises its own effect instead of reporting a
+//! conflict.
 
 use std::sync::{Arc, OnceLock};
 

@@ -295,7 +295,8 @@ mod scheduled {
         let store = roomy(Config::builder()).await;
         let (live, expired) = seed(&store, 3, 40).await;
         // The second page is held until the run's deadline has passed: the
-        // run stops after exactly one page (25 items).
+        // run deletes nothing of it, and saves the position after the first
+        // page (25 items).
         let deadline = in_seconds(3);
         let hook = Hook::before("Scan", 2, move || async move {
             tokio::time::sleep_until((deadline + Duration::from_millis(50)).into()).await;
@@ -303,7 +304,10 @@ mod scheduled {
         let first = swept(hooked(&store, &hook).scheduled_sweep(deadline, "run-1").await.unwrap());
         assert!(hook.fired());
         assert_eq!(first.stopped, Stop::Deadline, "{first:?}");
-        assert_eq!(first.scanned, 25, "{first:?}");
+        // Held past its attempt timeout the second Scan fails (a transient
+        // failure, then the deadline); held less, it is read and its deletes
+        // cut. Either way the position stays after the first page.
+        assert!([25, 44].contains(&first.scanned), "{first:?}");
         assert!(first.deleted > 0, "{first:?}");
         let saved = checkpoint(&store).await;
         assert!(saved.get("position").and_then(|v| v.as_s().ok()).is_some(), "the position is saved: {saved:?}");
@@ -312,8 +316,9 @@ mod scheduled {
         let second = swept(store.scheduled_sweep(in_seconds(60), "run-2").await.unwrap());
         assert!(second.finished(), "{second:?}");
         assert_eq!(first.deleted + second.deleted, 40, "nothing deleted twice, nothing missed: {second:?}");
-        // 43 sessions and the checkpoint item: each scanned once over both runs.
-        assert_eq!(first.scanned + second.scanned, 44, "the second run did not start over: {second:?}");
+        // 43 sessions and the checkpoint item: the second run read only what
+        // follows the first page, the page whose deletes the deadline cut.
+        assert_eq!(second.scanned, 44 - 25, "the second run did not start over: {second:?}");
         let saved = checkpoint(&store).await;
         assert!(!saved.contains_key("position") && saved.contains_key("last_finished"), "{saved:?}");
         assert!(!saved.contains_key("owner"));
