@@ -15,6 +15,7 @@
 use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -293,15 +294,28 @@ impl SessionStore {
             };
             let data = change(record.decode_data(config)?)?;
             let stored = record.encoding(config)?.encode(config, &data)?;
-            match self.write_data(id, stored, guard, &write_id, now).await? {
-                Ok(session) => return Ok(session),
-                Err(Some(old)) if conditions::written_by(&old, &write_id) => return self.session(id, &old, None),
-                Err(Some(old)) if !old.is_live(now) => return Err(SessionError::NotFound),
-                Err(None) => return Err(SessionError::NotFound),
-                Err(Some(_)) if options.lock_token.is_some() => return Err(SessionError::LockLost),
+            match self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await {
+                Ok(Ok(session)) => return Ok(session),
+                Ok(Err(Some(old))) if conditions::written_by(&old, &write_id) => return self.session(id, &old, None),
+                Ok(Err(Some(old))) if !old.is_live(now) => return Err(SessionError::NotFound),
+                Ok(Err(None)) => return Err(SessionError::NotFound),
+                Ok(Err(Some(_))) if options.lock_token.is_some() => return Err(SessionError::LockLost),
                 // Changed since our read: read again (after a pause that keeps
                 // racing writers apart), and the ETag check above decides.
-                Err(Some(_)) => wait.pause(None, SessionError::Conflict).await?,
+                Ok(Err(Some(_))) => wait.pause(None, SessionError::Conflict).await?,
+                Err(error) if error.is_transient() => {
+                    // A 5xx or a timeout: the write may have landed. Look at
+                    // once, while its marker is still among the item's last.
+                    if !error.is_throttled() {
+                        if let Some(landed) =
+                            self.fetch(id, true).await?.filter(|r| conditions::written_by(r, &write_id))
+                        {
+                            return self.session(id, &landed, None);
+                        }
+                    }
+                    wait.pause(None, error).await?;
+                }
+                Err(error) => return Err(error),
             }
         }
     }
@@ -314,7 +328,7 @@ impl SessionStore {
         let stored = token.encoding().encode(&self.config, &data)?;
         let now = Now::sample();
         let write_id = token.write_id();
-        match self.write_data(id, stored.clone(), token.held(), write_id, now).await? {
+        match self.write_data(id, stored.clone(), token.held(), write_id, now, Retries::BySdk).await? {
             Ok(session) => Ok(session),
             Err(Some(old)) if conditions::written_by(&old, write_id) && old.data == stored => {
                 self.session(id, &old, None)
@@ -333,6 +347,7 @@ impl SessionStore {
         guard: Expr,
         write_id: &str,
         now: Now,
+        retries: Retries,
     ) -> Result<Conditional<Session>, SessionError> {
         let config = &self.config;
         let (set_data, remove_data) = match stored {
@@ -358,14 +373,19 @@ impl SessionStore {
         if let Some(stored) = &stored {
             update = update.value(":data", stored.attribute_value());
         }
-        let result = self
+        let request = self
             .update_item(id)
             .update(bind_lock_names(update))
             .condition(conditions::live(config, now).and(guard))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = match retries {
+            Retries::BySdk => request.send().await,
+            Retries::ByCaller => {
+                let no_retries = aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled());
+                request.customize().config_override(no_retries).send().await
+            }
+        };
         match self.refused_or("UpdateItem", id, result.map(|out| out.attributes.unwrap_or_default())).await? {
             Ok(item) => Ok(Ok(self.session(id, &Record::decode(config, &item), None)?)),
             Err(old) => Ok(Err(old)),
@@ -551,6 +571,19 @@ condition_failure!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
 );
+
+/// Who sends a data write again when its outcome is unknown (a 5xx, a
+/// timeout after it was sent).
+#[derive(Clone, Copy)]
+enum Retries {
+    /// The SDK's retry: a lock holder's writes are the only ones, so its
+    /// marker is still on the item when the retry's refusal returns it.
+    BySdk,
+    /// The caller, after a read at once: among concurrent writers, others
+    /// land during the SDK's backoff and push the marker out of the item's
+    /// last three, and the retry would apply the change a second time.
+    ByCaller,
+}
 
 #[cfg(test)]
 mod tests {
