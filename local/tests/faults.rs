@@ -206,9 +206,11 @@ async fn idempotent_patch_is_applied_once() {
     let faulted = one_after_500(&sim, "UpdateItem");
     let (patched, calls) =
         counted(store.patch(&s.id, &fixtures::data(json!({"n": 1})), &WriteOptions::default())).await;
-    let patched = patched.expect("not Conflict: the change the retry found is its own");
+    let patched = patched.expect("not Conflict: the change the read found is its own");
     assert_hit_once(&sim, faulted);
-    assert_eq!(calls, ["GetItem", "UpdateItem", "UpdateItem"], "no second read-modify-write");
+    // The write's outcome unknown, the store reads at once and finds its
+    // marker: no second write.
+    assert_eq!(calls, ["GetItem", "UpdateItem", "GetItem"], "no second read-modify-write");
     assert_eq!(patched.data, fixtures::data(json!({"keep": true, "n": 1})));
     let raw = fixtures::raw_item(&direct(&store), s.id.as_str()).await.unwrap();
     assert_eq!(number(&raw, "version"), Some(2), "one write: the counter of writes went up once");
@@ -272,21 +274,21 @@ async fn idempotent_regenerate() {
 
 /// A write's marker is kept among the item's last three, so it recognises
 /// its own landed attempt after another write. Here A's patch lands, its
-/// answer is lost (500), B's patch lands, and A's SDK retry is refused: A
-/// sees its marker behind B's and answers Ok once, and B's value stays.
+/// answer is lost (500), B's patch lands, and A's look at the item finds its
+/// marker behind B's: A answers Ok without writing again, and B's value stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotent_patch_when_another_write_lands_before_the_retry() {
+async fn idempotent_patch_when_another_write_lands_before_it_looks() {
     let sim = simulator(SimulatorConfig::default()).await;
     let store = store_through(&sim, Config::builder()).await;
     let s = store.create(fixtures::data(json!({"x": "0"}))).await.unwrap();
     let other = direct(&store);
     let id = s.id.clone();
-    let before_retry = fixtures::Hook::before("UpdateItem", 2, move || async move {
+    let before_look = fixtures::Hook::before("GetItem", 2, move || async move {
         other.patch(&id, &fixtures::data(json!({"x": "b"})), &WriteOptions::default()).await.unwrap();
     });
     let client = emulator::client(&sim.url());
     let a = SessionStore::new(
-        Client::from_conf(client.config().to_builder().interceptor(before_retry).build()),
+        Client::from_conf(client.config().to_builder().interceptor(before_look).build()),
         store.config().clone(),
     );
     let faulted = one_after_500(&sim, "UpdateItem");
@@ -353,7 +355,7 @@ async fn regenerate_and_writes_under_throttling_are_throttled_not_conflict() {
     assert_eq!(calls, ["GetItem", "TransactWriteItems"], "a cancellation for capacity is not retried as a conflict");
     assert!(sim.stats().table(&table).throttled_writes > throttled_before);
 
-    // A plain write: the SDK retries the throttling, then gives up.
+    // A plain write: retried with backoff until MAX_LOCK_WAIT_TIME, then Throttled.
     let patched = store.patch(&s.id, &fixtures::data(json!({"m": 2})), &WriteOptions::default()).await;
     assert!(matches!(patched, Err(SessionError::Throttled { .. })), "{patched:?}");
     // Nothing moved or changed.

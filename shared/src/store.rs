@@ -8,9 +8,10 @@
 //! concurrent write of either language is never lost: the write reads again
 //! and retries. A write with the caller's lock token needs no read: the lock
 //! itself guarantees nothing changed. Every data write carries a marker
-//! (`write_id`, with the two before it kept), so a write the SDK retried
-//! after it had landed recognises its own effect instead of reporting a
-//! conflict.
+//! (`write_id`, with the two before it kept), so a write whose answer was
+//! lost recognises its own effect instead of applying it twice: a lock
+//! holder's through the SDK's retry (refused, it returns the item), any
+//! other's by reading the item at once, before it writes again.
 
 use std::sync::{Arc, OnceLock};
 
