@@ -567,8 +567,7 @@ async fn forty_concurrent_patches_under_faults_each_land_exactly_once() {
     assert_eq!(data, Value::Object(expected), "every key landed, with its own value");
     // Every applied write bumps the version once: 1 (create) + 40, plus at
     // most one per 503 (a write that landed while its answer was lost, sent
-    // again by the client). A write that landed while its answer was lost, and
-    // that the store then applied again, shows here.
+    // again by the client). A PATCH the store itself applied twice shows here.
     assert!((41..=41 + unavailable).contains(&version), "version {version} after 40 patches and {unavailable} 503s");
 }
 
