@@ -299,6 +299,35 @@ async fn idempotent_patch_when_another_write_lands_before_it_looks() {
     assert_eq!(number(&raw, "version"), Some(3), "created, A once, B once");
 }
 
+/// When more writes follow a lost answer than the item remembers, whether
+/// the write landed cannot be told: it answers Unavailable (503, the client
+/// decides) and is not applied a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_whose_outcome_cannot_be_told_is_unavailable_not_applied_twice() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let store = store_through(&sim, Config::builder()).await;
+    let s = store.create(fixtures::data(json!({"x": "0"}))).await.unwrap();
+    let other = direct(&store);
+    let id = s.id.clone();
+    let before_look = fixtures::Hook::before("GetItem", 2, move || async move {
+        for i in 0..4 {
+            other.patch(&id, &fixtures::data(json!({ format!("b{i}"): i })), &WriteOptions::default()).await.unwrap();
+        }
+    });
+    let client = emulator::client(&sim.url());
+    let a = SessionStore::new(
+        Client::from_conf(client.config().to_builder().interceptor(before_look).build()),
+        store.config().clone(),
+    );
+    let faulted = one_after_500(&sim, "UpdateItem");
+    let patched = a.patch(&s.id, &fixtures::data(json!({"a": 1})), &WriteOptions::default()).await;
+    assert_hit_once(&sim, faulted);
+    assert!(matches!(patched, Err(SessionError::Unavailable { .. })), "{patched:?}");
+    let raw = fixtures::raw_item(&direct(&store), s.id.as_str()).await.unwrap();
+    assert_eq!(number(&raw, "version"), Some(6), "created, A once, four others");
+    assert_eq!(direct(&store).load(&s.id).await.unwrap().data["a"], 1);
+}
+
 // ---------------------------------------------------------------------------
 // Throttling and transaction conflicts are 503-class, never Conflict or 500
 // ---------------------------------------------------------------------------

@@ -237,6 +237,20 @@ pub(crate) mod conditions {
     pub fn written_by(record: &Record, write_id: &str) -> bool {
         record.write_ids.iter().any(|id| id == write_id)
     }
+
+    /// Whether the write marked `write_id`, conditional on the item being as
+    /// `read`, is in `current`: None when more writes of ours landed since
+    /// `read` than the item remembers, so it cannot be told. (PHP's writes
+    /// move neither the version nor the markers.)
+    pub fn landed(read: &Record, current: &Record, write_id: &str) -> Option<bool> {
+        if written_by(current, write_id) {
+            Some(true)
+        } else if current.version.saturating_sub(read.version) <= WRITE_IDS.len() as u64 {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 /// A fresh random marker (128 bits) for tokens and write ids.

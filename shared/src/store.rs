@@ -306,12 +306,16 @@ impl SessionStore {
                 Ok(Err(Some(_))) => wait.pause(None, SessionError::Conflict).await?,
                 Err(error) if error.is_transient() => {
                     // A 5xx or a timeout: the write may have landed. Look at
-                    // once, while its marker is still among the item's last.
+                    // once, while its marker is still among the item's last;
+                    // when too many writes followed to tell, the caller
+                    // decides (503), rather than this applying it twice.
                     if !error.is_throttled() {
-                        if let Some(landed) =
-                            self.fetch(id, true).await?.filter(|r| conditions::written_by(r, &write_id))
-                        {
-                            return self.session(id, &landed, None);
+                        if let Some(current) = self.fetch(id, true).await? {
+                            match conditions::landed(&record, &current, &write_id) {
+                                Some(true) => return self.session(id, &current, None),
+                                Some(false) => {}
+                                None => return Err(error),
+                            }
                         }
                     }
                     wait.pause(None, error).await?;
