@@ -74,7 +74,7 @@ def outcome_of(answer):
         return "no answer"
     if "statusCode" in answer:
         return answer["statusCode"]
-    if answer.get("outcome") == "swept" and answer.get("finished") is True:
+    if answer.get("outcome") == "swept" and answer.get("stopped") == "finished":
         return "swept"
     return answer.get("outcome") or answer.get("errorType") or "unexpected answer"
 
