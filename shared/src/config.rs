@@ -131,11 +131,11 @@ crate::declare_options! {
         default given.max_lock_retry.map_or(Duration::from_micros(10_000), |max| {
             max.clamp(Duration::from_millis(1), Duration::from_micros(10_000))
         }),
-        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
+        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), ""), empty "derived";
     /// Longest first pause of a lock waiter.
     max_lock_retry: Duration, env "MAX_LOCK_RETRY_MICROTIME", kind kinds::micros,
         default min_lock_retry.max(Duration::from_micros(50_000)),
-        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), "");
+        check |v| within(v, Duration::from_millis(1)..=Duration::from_secs(10), ""), empty "derived";
     /// Cookie name and key prefix; empty = the key is the bare id.
     session_name: String, env "SESSION_NAME", kind kinds::text, default "PHPSESSID".into(), check |v| session_name_rule(v);
     /// Attribute holding the serialized session data.
@@ -152,7 +152,7 @@ crate::declare_options! {
         check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, "");
     /// A read refreshes the expiry at most once per interval (0 = every read, as PHP).
     touch_interval: Duration, env "TOUCH_INTERVAL", kind kinds::whole_seconds,
-        default Duration::from_secs(60.min(session_lifetime.as_secs() / 2));
+        default Duration::from_secs(60.min(session_lifetime.as_secs() / 2)), empty "derived";
     /// Largest serialized session data, in bytes.
     max_data_size: usize, env "MAX_DATA_SIZE", kind kinds::count, default 65_536,
         check |v| within(v, 1..=MAX_DATA_SIZE_LIMIT, "bytes (a DynamoDB item holds 400 KB)");
@@ -162,7 +162,7 @@ crate::declare_options! {
     /// Longest one attempt of a DynamoDB call may take before the SDK retries it.
     dynamodb_attempt_timeout: Duration, env "DYNAMODB_ATTEMPT_TIMEOUT", kind kinds::seconds,
         default dynamodb_operation_timeout.min(SECOND),
-        check |v| within(v, Duration::from_millis(50)..=Duration::from_secs(60), "");
+        check |v| within(v, Duration::from_millis(50)..=Duration::from_secs(60), ""), empty "derived";
 }
 
 fn table_name_rule(name: &str) -> Result<(), String> {
@@ -396,6 +396,24 @@ mod tests {
         // A short operation timeout alone: the attempt timeout follows it.
         let quick = from(&[("DYNAMODB_OPERATION_TIMEOUT", "0.5")]).unwrap();
         assert_eq!(quick.dynamodb_attempt_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_derived_option_set_empty_is_derived() {
+        // What SAM passes for a template parameter left empty ("Empty:
+        // derived"): not an error, the same as unset.
+        let empty = from(&[
+            ("SESSION_LIFETIME", "2"),
+            ("TOUCH_INTERVAL", ""),
+            ("MIN_LOCK_RETRY_MICROTIME", ""),
+            ("MAX_LOCK_RETRY_MICROTIME", ""),
+            ("DYNAMODB_ATTEMPT_TIMEOUT", ""),
+        ])
+        .unwrap();
+        assert_eq!(empty, from(&[("SESSION_LIFETIME", "2")]).unwrap());
+        // Any other option set empty is still a bad value.
+        let err = from(&[("LOCK_LEASE", "")]).unwrap_err();
+        assert_eq!(err.variable, "LOCK_LEASE");
     }
 
     #[test]

@@ -194,7 +194,9 @@ pub mod bounds {
 /// with `parse` and `render`, e.g. one of [`kinds`]), `default` (an
 /// expression that may use options declared above it, and the builder's raw
 /// values through the name given after the builder's name), and optionally
-/// `check` (a closure `&T -> Result<(), String>`).
+/// `check` (a closure `&T -> Result<(), String>`) and `empty "why"`: the
+/// variable set to the empty string takes the default (for derived defaults,
+/// which SAM passes as "" when its parameter is left empty).
 ///
 /// It emits the struct, its builder (a setter per option; `build` applies
 /// defaults, then `validate`), `validate` (each value's check, then the
@@ -209,7 +211,8 @@ macro_rules! declare_options {
         pub struct $builder:ident($given:ident);
         $(
             $(#[doc = $doc:literal])*
-            $field:ident: $ty:ty, env $env:literal, kind $($kind:ident)::+, default $default:expr $(, check $check:expr)?;
+            $field:ident: $ty:ty, env $env:literal, kind $($kind:ident)::+, default $default:expr
+                $(, check $check:expr)? $(, empty $empty:literal)?;
         )*
     ) => {
         $(#[$meta])*
@@ -281,11 +284,13 @@ macro_rules! declare_options {
             }
 
             /// Reads every option through `lookup` (a variable name to its
-            /// value): an unset variable takes the default, a set one must parse.
+            /// value): an unset variable takes the default, a set one must
+            /// parse (empty counts as unset where the option says so).
             pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<$settings, $crate::options::ConfigError> {
                 let mut builder = $builder::default();
                 $(
-                    if let Some(raw) = lookup($env) {
+                    let empty_is_unset = false $( || { let _why: &str = $empty; true } )?;
+                    if let Some(raw) = lookup($env).filter(|raw| !(empty_is_unset && raw.is_empty())) {
                         let value = $($kind)::+::parse(&raw)
                             .map_err(|reason| $crate::options::ConfigError::new($env, &raw, reason))?;
                         builder.$field = Some(value);
