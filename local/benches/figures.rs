@@ -65,15 +65,17 @@ fn id_of(response: &(StatusCode, axum::http::HeaderMap, Bytes)) -> String {
     serde_json::from_slice::<serde_json::Value>(&response.2).unwrap()["id"].as_str().unwrap().to_string()
 }
 
-/// Seeds `total` sessions of ~200 bytes, `expired` of them expired.
-async fn seed(config: &Config, total: usize, expired: usize) {
-    let client = emulator::client(emulator::shared_endpoint());
+/// Seeds `total` sessions of ~200 bytes (keys `{prefix}0…`) straight on the
+/// emulator at `upstream` (around any simulator, so seeding spends none of
+/// the table's capacity); those for which `expired(i)` holds are expired.
+async fn seed_on(upstream: &str, config: &Config, prefix: &str, total: usize, expired: impl Fn(usize) -> bool) {
+    let client = emulator::client(upstream);
     let data = format!(r#"{{"user.name":"jeremy","cart":"{}"}}"#, "x".repeat(120));
     let items: Vec<WriteRequest> = (0..total)
         .map(|i| {
-            let expires = if i < expired { now() - 60 } else { now() + 1440 };
+            let expires = if expired(i) { now() - 60 } else { now() + 1440 };
             let put = PutRequest::builder()
-                .item(&config.hash_key, AttributeValue::S(config.item_key(&format!("bench{i:027}"))))
+                .item(&config.hash_key, AttributeValue::S(config.item_key(&format!("{prefix}{i:027}"))))
                 .item(&config.data_attribute, AttributeValue::S(data.clone()))
                 .item(&config.session_lifetime_attribute, AttributeValue::N(expires.to_string()))
                 .item("version", AttributeValue::N("1".into()))
@@ -85,10 +87,14 @@ async fn seed(config: &Config, total: usize, expired: usize) {
     for chunk in items.chunks(25) {
         let mut pending = Some(std::collections::HashMap::from([(config.table_name.clone(), chunk.to_vec())]));
         while let Some(batch) = pending.filter(|b| !b.is_empty()) {
-            let out = client.batch_write_item().set_request_items(Some(batch)).send().await.unwrap();
-            pending = out.unprocessed_items;
+            pending = client.batch_write_item().set_request_items(Some(batch)).send().await.unwrap().unprocessed_items;
         }
     }
+}
+
+/// Seeds `total` sessions, the first `expired` of them expired.
+async fn seed(config: &Config, total: usize, expired: usize) {
+    seed_on(emulator::shared_endpoint(), config, "bench", total, |i| i < expired).await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -260,30 +266,10 @@ async fn api_mix(app: &App, upstream: &str, seconds: u64) -> Mix {
     mix
 }
 
-/// Seeds `total` sessions of ~200 bytes on the emulator itself (around the
-/// simulator, so seeding spends none of the table's capacity).
+/// Seeds `total` sessions on the emulator itself, `expired` of them expired,
+/// spread through the table as they are in life.
 async fn seed_upstream(upstream: &str, config: &Config, total: usize, expired: usize) {
-    let client = emulator::client(upstream);
-    let data = format!(r#"{{"user.name":"jeremy","cart":"{}"}}"#, "x".repeat(120));
-    let items: Vec<WriteRequest> = (0..total)
-        .map(|i| {
-            // Expired ones spread through the table, as they are in life.
-            let expires = if i % (total / expired.max(1)) == 0 { now() - 60 } else { now() + 1440 };
-            let put = PutRequest::builder()
-                .item(&config.hash_key, AttributeValue::S(config.item_key(&format!("sweep{i:027}"))))
-                .item(&config.data_attribute, AttributeValue::S(data.clone()))
-                .item(&config.session_lifetime_attribute, AttributeValue::N(expires.to_string()))
-                .build()
-                .unwrap();
-            WriteRequest::builder().put_request(put).build()
-        })
-        .collect();
-    for chunk in items.chunks(25) {
-        let mut pending = Some(std::collections::HashMap::from([(config.table_name.clone(), chunk.to_vec())]));
-        while let Some(batch) = pending.filter(|b| !b.is_empty()) {
-            pending = client.batch_write_item().set_request_items(Some(batch)).send().await.unwrap().unprocessed_items;
-        }
-    }
+    seed_on(upstream, config, "sweep", total, |i| i % (total / expired.max(1)) == 0).await;
 }
 
 /// The API mix next to a sweep of `SWEPT_SESSIONS` with `budget` (None: the

@@ -286,11 +286,8 @@ async fn idempotent_patch_when_another_write_lands_before_it_looks() {
     let before_look = fixtures::Hook::before("GetItem", 2, move || async move {
         other.patch(&id, &fixtures::data(json!({"x": "b"})), &WriteOptions::default()).await.unwrap();
     });
-    let client = emulator::client(&sim.url());
-    let a = SessionStore::new(
-        Client::from_conf(client.config().to_builder().interceptor(before_look).build()),
-        store.config().clone(),
-    );
+    let a =
+        SessionStore::new(fixtures::intercepted(&emulator::client(&sim.url()), before_look), store.config().clone());
     let faulted = one_after_500(&sim, "UpdateItem");
     a.patch(&s.id, &fixtures::data(json!({"x": "a"})), &WriteOptions::default()).await.unwrap();
     assert_hit_once(&sim, faulted);
@@ -314,11 +311,8 @@ async fn a_patch_whose_outcome_cannot_be_told_is_unavailable_not_applied_twice()
             other.patch(&id, &fixtures::data(json!({ format!("b{i}"): i })), &WriteOptions::default()).await.unwrap();
         }
     });
-    let client = emulator::client(&sim.url());
-    let a = SessionStore::new(
-        Client::from_conf(client.config().to_builder().interceptor(before_look).build()),
-        store.config().clone(),
-    );
+    let a =
+        SessionStore::new(fixtures::intercepted(&emulator::client(&sim.url()), before_look), store.config().clone());
     let faulted = one_after_500(&sim, "UpdateItem");
     let patched = a.patch(&s.id, &fixtures::data(json!({"a": 1})), &WriteOptions::default()).await;
     assert_hit_once(&sim, faulted);
@@ -453,11 +447,7 @@ impl Intercept for CannedError {
 
 /// `store`'s table and options through a client that answers with `canned`.
 fn conflicted(canned: &CannedError, store: &SessionStore) -> SessionStore {
-    let client = emulator::client(upstream());
-    SessionStore::new(
-        Client::from_conf(client.config().to_builder().interceptor(canned.clone()).build()),
-        store.config().clone(),
-    )
+    SessionStore::new(fixtures::intercepted(&emulator::client(upstream()), canned.clone()), store.config().clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
