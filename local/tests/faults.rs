@@ -71,7 +71,7 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
 }
 
 fn with_token(session: &dynamodb_sessions::Session) -> WriteOptions {
-    WriteOptions { if_match: None, lock_token: session.lock_token.clone() }
+    WriteOptions { if_match: None, lock_token: session.lock_token.clone(), ..Default::default() }
 }
 
 fn locking() -> ConfigBuilder {

@@ -205,6 +205,29 @@ pub mod fixtures {
         }
     }
 
+    /// The `$php` tags PHP would build an object or a reference from
+    /// (`object`, `serializable`, `enum`, `reference`, `object_reference`)
+    /// found in the data stored in `item`, in any format, each once. Told
+    /// from the decoded data's JSON text, apart from the write policy's own
+    /// walk, so the fuzz tests check the policy rather than repeat it.
+    pub fn stored_php_object_tags(config: &Config, item: &HashMap<String, AttributeValue>) -> Vec<&'static str> {
+        let stored: &[u8] = match item.get(&config.data_attribute) {
+            Some(AttributeValue::S(text)) => text.as_bytes(),
+            Some(AttributeValue::B(bytes)) => bytes.as_ref(),
+            _ => return Vec::new(),
+        };
+        let Some(format) = crate::codec::DataFormat::detect(stored) else {
+            panic!("stored data in no known format: {:?}", String::from_utf8_lossy(stored));
+        };
+        if format == crate::codec::DataFormat::Json {
+            return Vec::new(); // a `$php` key is plain data there
+        }
+        let data = crate::codec::decode(format, stored).expect("stored data decodes");
+        let text = serde_json::Value::Object(data).to_string();
+        let kinds = ["object", "serializable", "enum", "reference", "object_reference"];
+        kinds.into_iter().filter(|kind| text.contains(&format!(r#""$php":"{kind}""#))).collect()
+    }
+
     /// A JSON object literal as session data.
     pub fn data(value: serde_json::Value) -> crate::Data {
         match value {

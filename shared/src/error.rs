@@ -56,6 +56,9 @@ pub enum SessionError {
     /// `php` serializer cannot hold); nothing was written.
     #[error("session data cannot be stored in the session's format: {0}")]
     Unrepresentable(#[source] CodecError),
+    /// The write's [`WritePolicy`](crate::WritePolicy) refused the data; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] crate::policy::Refusal),
     /// DynamoDB kept throttling after the SDK's retries.
     #[error("DynamoDB is throttling {operation}")]
     Throttled {

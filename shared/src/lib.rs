@@ -30,6 +30,7 @@ mod item;
 pub mod locking;
 pub mod logging;
 pub mod options;
+pub mod policy;
 pub mod store;
 pub mod table;
 
@@ -46,5 +47,6 @@ pub use gc::{CapacityBudget, GcReport, ScheduledSweep, SweepOptions};
 pub use id::SessionId;
 pub use locking::LockToken;
 pub use options::ConfigError;
+pub use policy::{Refusal, WritePolicy};
 pub use store::{Session, SessionStore, WriteOptions};
 pub use table::{TableCapacity, TableCreation};

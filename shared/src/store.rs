@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
-use crate::codec::Data;
+use crate::codec::{Data, DataFormat};
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
@@ -36,6 +36,7 @@ use crate::item::{
     conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_IDS,
 };
 use crate::locking::{bind_lock_names, lock_free, LockToken, LockWait, WriteAccess, REMOVE_LOCK};
+use crate::policy::WritePolicy;
 
 /// One session as a caller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +60,8 @@ pub struct WriteOptions {
     pub if_match: Option<String>,
     /// The caller's lock; the write releases it.
     pub lock_token: Option<LockToken>,
+    /// What the data may change (the default, trusted, allows anything).
+    pub policy: WritePolicy,
 }
 
 /// The store: a DynamoDB client and the options, built once and cloned cheaply.
@@ -252,8 +255,9 @@ impl SessionStore {
             return Err(too_large);
         }
         match (&options.lock_token, &options.if_match) {
-            (Some(token), None) => self.write_through(id, data, token).await,
-            _ => self.update(id, options, |_| Ok(data.clone())).await,
+            // Unless the policy must compare the data with what is stored.
+            (Some(token), None) if !options.policy.needs_stored(&data) => self.write_through(id, data, token).await,
+            _ => self.update(id, options, |_, _| Ok(data.clone())).await,
         }
     }
 
@@ -261,7 +265,8 @@ impl SessionStore {
     /// when another request wrote in between, so concurrent patches never
     /// lose an update.
     pub async fn patch(&self, id: &SessionId, patch: &Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        self.update(id, options, |mut data| {
+        self.update(id, options, |mut data, format| {
+            options.policy.check_patch(&data, patch, format)?;
             merge_patch(&mut data, patch);
             Ok(data)
         })
@@ -274,7 +279,7 @@ impl SessionStore {
         &self,
         id: &SessionId,
         options: &WriteOptions,
-        change: impl Fn(Data) -> Result<Data, SessionError>,
+        change: impl Fn(Data, DataFormat) -> Result<Data, SessionError>,
     ) -> Result<Session, SessionError> {
         let config = &self.config;
         let write_id = random_marker();
@@ -293,8 +298,11 @@ impl SessionStore {
                     continue;
                 }
             };
-            let data = change(record.decode_data(config)?)?;
-            let stored = record.encoding(config)?.encode(config, &data)?;
+            let old = record.decode_data(config)?;
+            let encoding = record.encoding(config)?;
+            let data = change(old.clone(), encoding.format)?;
+            options.policy.check(&old, &data, encoding.format)?;
+            let stored = encoding.encode(config, &data)?;
             match self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await {
                 Ok(Ok(session)) => return Ok(session),
                 Ok(Err(Some(old))) if conditions::written_by(&old, &write_id) => return self.session(id, &old, None),

@@ -18,7 +18,7 @@ async fn locking_store(builder: ConfigBuilder) -> SessionStore {
 }
 
 fn with_token(token: &LockToken) -> WriteOptions {
-    WriteOptions { if_match: None, lock_token: Some(token.clone()) }
+    WriteOptions { if_match: None, lock_token: Some(token.clone()), ..Default::default() }
 }
 
 /// A well-formed token of a lock nobody holds.

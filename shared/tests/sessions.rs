@@ -18,7 +18,7 @@ use dynamodb_sessions::{Config, DataAttributeType, LockToken, LockingStrategy, S
 use serde_json::json;
 
 fn if_match(etag: &str) -> WriteOptions {
-    WriteOptions { if_match: Some(etag.to_string()), lock_token: None }
+    WriteOptions { if_match: Some(etag.to_string()), lock_token: None, ..Default::default() }
 }
 
 /// A well-formed token of a lock nobody holds.
@@ -88,7 +88,7 @@ async fn writing_to_an_unknown_id_never_creates_an_item() {
     let id = SessionId::generate();
     let opts = WriteOptions::default();
     let token = stranger_token();
-    let with_token = WriteOptions { if_match: None, lock_token: Some(token.clone()) };
+    let with_token = WriteOptions { if_match: None, lock_token: Some(token.clone()), ..Default::default() };
     assert!(matches!(store.load(&id).await, Err(SessionError::NotFound)));
     assert!(matches!(store.replace(&id, data(json!({"x":1})), &opts).await, Err(SessionError::NotFound)));
     assert!(matches!(store.replace(&id, data(json!({"x":1})), &with_token).await, Err(SessionError::NotFound)));
@@ -321,7 +321,7 @@ async fn oversized_data_is_refused_and_nothing_is_written() {
     assert_eq!(calls, ["GetItem"]);
     // With the lock, the token knows the format: refused before any call, and the lock is kept.
     let locked = store.load_and_lock(&s.id).await.unwrap();
-    let with_token = WriteOptions { if_match: None, lock_token: locked.lock_token.clone() };
+    let with_token = WriteOptions { if_match: None, lock_token: locked.lock_token.clone(), ..Default::default() };
     let (result, calls) = counted(store.replace(&s.id, big, &with_token)).await;
     assert!(matches!(result, Err(SessionError::TooLarge { .. })));
     assert!(calls.is_empty(), "{calls:?}");
@@ -473,7 +473,7 @@ async fn a_binary_data_attribute_is_read_and_written_back_as_binary() {
     assert_eq!(stored(&raw), ('B', json!({"m": 4, "n": 3})), "written back as B");
 
     let locked = store.load_and_lock(&sid).await.unwrap();
-    let token = WriteOptions { if_match: None, lock_token: locked.lock_token.clone() };
+    let token = WriteOptions { if_match: None, lock_token: locked.lock_token.clone(), ..Default::default() };
     store.replace(&sid, data(json!({"k": 5})), &token).await.unwrap();
     assert_eq!(stored(&raw_item(&store, sid.as_str()).await.unwrap()), ('B', json!({"k": 5})), "also through a lock");
 }

@@ -111,6 +111,7 @@ mod tests {
             cookie_secure: false,
             cookie_http_only: false,
             cookie_same_site: SameSite::Strict,
+            ..HttpSettings::default()
         };
         let cookies = SessionCookie::new("", settings);
         let cookie = Cookie::parse(cookies.for_session(&SessionId::generate()).to_string()).unwrap();

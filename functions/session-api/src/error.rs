@@ -1,6 +1,7 @@
 //! Every refusal the API answers, as one type: the one place a store error
 //! becomes a status, and the request rejections (body, headers, routing).
-//! The body is always `{"error": {"code", "message"}}`.
+//! The body is always `{"error": {"code", "message"}}` (with `path` for
+//! `php_object_refused`).
 
 use std::borrow::Cow;
 
@@ -8,7 +9,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dynamodb_sessions::SessionError;
+use dynamodb_sessions::{Refusal, SessionError};
 use serde_json::json;
 
 use crate::extract::LOCK_TOKEN_HEADER;
@@ -91,6 +92,8 @@ impl ApiError {
                 InvalidToken => (StatusCode::BAD_REQUEST, "invalid_lock_token"),
                 UnreadableData { .. } => (StatusCode::CONFLICT, "unreadable_data"),
                 Unrepresentable(_) => (StatusCode::CONFLICT, "unrepresentable"),
+                Refused(Refusal::PhpObject { .. }) => (StatusCode::BAD_REQUEST, "php_object_refused"),
+                Refused(Refusal::ProtectedKey { .. }) => (StatusCode::FORBIDDEN, "protected_key"),
                 Throttled { .. } | Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 Config(_) | DynamoDb { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
@@ -131,6 +134,7 @@ impl ApiError {
                 Unrepresentable(reason) => {
                     format!("the data cannot be stored in the session's format; nothing was written: {reason}").into()
                 }
+                Refused(refusal) => format!("{refusal}; nothing was written").into(),
                 Throttled { .. } | Unavailable { .. } => "the session table is busy; retry shortly".into(),
                 Config(_) | DynamoDb { .. } => {
                     format!("internal error (request id {})", current_request_id().unwrap_or_default()).into()
@@ -148,7 +152,11 @@ impl IntoResponse for ApiError {
             // The whole error goes to the log; the client gets the request id.
             tracing::error!(error = %self, "internal error");
         }
-        let body = json!({ "error": { "code": code, "message": self.message() } });
+        let mut body = json!({ "error": { "code": code, "message": self.message() } });
+        if let ApiError::Store(SessionError::Refused(Refusal::PhpObject { path })) = &self {
+            // Where in the body, for the client to fix its request.
+            body["error"]["path"] = path.as_str().into();
+        }
         let mut response = (status, Json(body)).into_response();
         if matches!(status, StatusCode::LOCKED | StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));

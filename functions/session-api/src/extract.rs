@@ -61,7 +61,8 @@ impl FromRequestParts<ApiState> for Addressed {
 
 /// The body as session data: a JSON object, or None when the body is empty.
 /// Refused: a body over the limit (413), a content type other than JSON
-/// (415; no content type is taken as JSON), not UTF-8, not JSON, not an object.
+/// (415; a body without a content type too: a cross-site form or
+/// `text/plain` fetch must not pass as JSON), not UTF-8, not JSON, not an object.
 #[derive(Debug)]
 pub struct JsonObject(pub Option<Data>);
 
@@ -78,7 +79,7 @@ impl FromRequest<ApiState> for JsonObject {
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, ApiError> {
         let json_content = request.headers().get(CONTENT_TYPE).map(|value| {
             let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            essence == "application/json" || essence.ends_with("+json")
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
         });
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: state.body_limit() },
@@ -87,7 +88,7 @@ impl FromRequest<ApiState> for JsonObject {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonObject(None));
         }
-        if json_content == Some(false) {
+        if json_content != Some(true) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::InvalidUtf8)?;
@@ -99,15 +100,19 @@ impl FromRequest<ApiState> for JsonObject {
     }
 }
 
-/// A write's preconditions: `If-Match` and the lock token.
+/// A write's preconditions: `If-Match`, the lock token, and the API's write policy.
 #[derive(Debug)]
 pub struct Preconditions(pub WriteOptions);
 
-impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
+impl FromRequestParts<ApiState> for Preconditions {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Preconditions(WriteOptions { if_match: if_match(&parts.headers)?, lock_token: lock_token(&parts.headers)? }))
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        Ok(Preconditions(WriteOptions {
+            if_match: if_match(&parts.headers)?,
+            lock_token: lock_token(&parts.headers)?,
+            policy: state.write_policy().clone(),
+        }))
     }
 }
 

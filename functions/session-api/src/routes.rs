@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use cookie::Cookie;
-use dynamodb_sessions::{ConfigError, LockToken, Session, SessionError, SessionId, SessionStore};
+use dynamodb_sessions::{ConfigError, Data, LockToken, Session, SessionError, SessionId, SessionStore, WritePolicy};
 use serde_json::json;
 
 use crate::cookie::SessionCookie;
@@ -29,6 +29,7 @@ pub struct ApiState(Arc<Shared>);
 struct Shared {
     store: SessionStore,
     cookie: SessionCookie,
+    policy: WritePolicy,
     automatic_gc: AutomaticGc,
 }
 
@@ -37,8 +38,9 @@ impl ApiState {
     /// settings built by hand) and automatic GC [`AutomaticGc::BeforeReturning`].
     pub fn new(store: SessionStore, settings: HttpSettings) -> Result<ApiState, ConfigError> {
         settings.validate()?;
+        let policy = settings.write_policy();
         let cookie = SessionCookie::new(&store.config().session_name, settings);
-        Ok(ApiState(Arc::new(Shared { store, cookie, automatic_gc: AutomaticGc::default() })))
+        Ok(ApiState(Arc::new(Shared { store, cookie, policy, automatic_gc: AutomaticGc::default() })))
     }
 
     /// The same state, with automatic GC run `when`.
@@ -54,6 +56,17 @@ impl ApiState {
     /// The session cookie.
     pub fn cookie(&self) -> &SessionCookie {
         &self.0.cookie
+    }
+
+    /// What clients' writes may change.
+    pub fn write_policy(&self) -> &WritePolicy {
+        &self.0.policy
+    }
+
+    /// Checks a client's data for a new session against the write policy.
+    fn check_new(&self, data: &Data) -> Result<(), ApiError> {
+        let format = self.store().config().data_format;
+        Ok(self.write_policy().check_new(data, format).map_err(SessionError::from)?)
     }
 
     /// When automatic GC runs.
@@ -89,7 +102,9 @@ pub fn router(state: ApiState) -> Router {
 
 /// POST /sessions: a new session; the body, if any, is its data.
 async fn create(State(api): State<ApiState>, JsonObject(data): JsonObject) -> Result<Response, ApiError> {
-    let session = api.store().create(data.unwrap_or_default()).await?;
+    let data = data.unwrap_or_default();
+    api.check_new(&data)?;
+    let session = api.store().create(data).await?;
     Ok(created(&api, &session))
 }
 
@@ -102,13 +117,16 @@ async fn start(
     options: ReadOptions,
     JsonObject(initial): JsonObject,
 ) -> Result<Response, ApiError> {
+    let initial = initial.unwrap_or_default();
+    // Refused whether or not it would be used: the answer does not depend on the cookie.
+    api.check_new(&initial)?;
     if let Addressed::Sent(Ok(id)) = addressed {
         match load(&api, &id, !options.read_and_close).await {
             Err(SessionError::NotFound) => {}
             resumed => return Ok(session_response(StatusCode::OK, &resumed?)),
         }
     }
-    let session = api.store().create(initial.unwrap_or_default()).await?;
+    let session = api.store().create(initial).await?;
     Ok(created(&api, &session))
 }
 

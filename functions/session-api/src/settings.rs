@@ -1,5 +1,6 @@
 //! The HTTP API's own options: the session cookie's attributes, PHP's
-//! `session.cookie_*` settings. They belong here, not in the storage
+//! `session.cookie_*` settings, and what clients may write (the
+//! [`WritePolicy`]: PHP objects, protected keys). They belong here, not in the storage
 //! library, which never sees a cookie (the cookie's *name* is the library's
 //! `session_name`, because it is also the key prefix).
 //!
@@ -11,13 +12,14 @@ use std::time::Duration;
 use cookie::SameSite;
 use dynamodb_sessions::options::bounds::within;
 use dynamodb_sessions::options::kinds;
-use dynamodb_sessions::ConfigError;
+use dynamodb_sessions::policy::{AllowedClasses, ProtectedKeys};
+use dynamodb_sessions::{ConfigError, WritePolicy};
 
 /// Longest cookie lifetime: browsers keep a cookie 400 days at most (RFC 6265bis).
 pub const MAX_COOKIE_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
 
 dynamodb_sessions::declare_options! {
-    /// Attributes of the session cookie.
+    /// Attributes of the session cookie, and what clients may write.
     pub struct HttpSettings;
     /// Builds [`HttpSettings`]; `build` applies the defaults and every check.
     pub struct HttpSettingsBuilder(given);
@@ -41,6 +43,11 @@ dynamodb_sessions::declare_options! {
     cookie_http_only: bool, env "COOKIE_HTTP_ONLY", kind kinds::flag, default true;
     /// Cookie `SameSite`: `Strict`, `Lax` or `None`.
     cookie_same_site: SameSite, env "COOKIE_SAME_SITE", kind same_site, default SameSite::Lax;
+    /// Dangerous: classes whose PHP objects (and enums) clients may store new, which PHP's `session_start()`
+    /// unserializes, running their magic methods: comma-separated names, `*` any (and references); empty: none.
+    php_allowed_classes: AllowedClasses, env "PHP_ALLOWED_CLASSES", kind kinds::choice, default AllowedClasses::none();
+    /// Session keys clients may read but never add, change or remove: comma-separated names and `prefix*` patterns.
+    protected_keys: ProtectedKeys, env "PROTECTED_KEYS", kind kinds::choice, default ProtectedKeys::default();
 }
 
 /// Text a cookie attribute can hold as it is.
@@ -67,6 +74,11 @@ mod same_site {
 }
 
 impl HttpSettings {
+    /// What a client's write may change.
+    pub fn write_policy(&self) -> WritePolicy {
+        WritePolicy { allowed_classes: self.php_allowed_classes.clone(), protected_keys: self.protected_keys.clone() }
+    }
+
     fn check_relations(&self) -> Result<(), ConfigError> {
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
             return Err(ConfigError::new(
@@ -98,6 +110,7 @@ mod tests {
         assert_eq!(s.cookie_domain, None);
         assert!(s.cookie_secure && s.cookie_http_only);
         assert_eq!(s.cookie_same_site, SameSite::Lax);
+        assert_eq!(s.write_policy(), WritePolicy::untrusted(), "clients store no new PHP objects, no key protected");
     }
 
     #[test]
@@ -109,8 +122,12 @@ mod tests {
             ("COOKIE_SECURE", "false"),
             ("COOKIE_HTTP_ONLY", "off"),
             ("COOKIE_SAME_SITE", "strict"),
+            ("PHP_ALLOWED_CLASSES", "App\\User"),
+            ("PROTECTED_KEYS", "is_admin,auth_*"),
         ])
         .unwrap();
+        assert!(s.php_allowed_classes.allows("app\\user") && !s.php_allowed_classes.allows("Gadget"));
+        assert!(s.protected_keys.matches("auth_user") && s.protected_keys.matches("is_admin"));
         assert_eq!(s.cookie_lifetime, Duration::from_secs(3600));
         assert_eq!(s.cookie_path, "/app");
         assert_eq!(s.cookie_domain.as_deref(), Some("example.com"));
@@ -133,6 +150,10 @@ mod tests {
             (&[("COOKIE_HTTP_ONLY", "")], "COOKIE_HTTP_ONLY", ""),
             (&[("COOKIE_SAME_SITE", "Loose")], "COOKIE_SAME_SITE", "Loose"),
             (&[("COOKIE_SAME_SITE", "None"), ("COOKIE_SECURE", "false")], "COOKIE_SAME_SITE", "None"),
+            (&[("PHP_ALLOWED_CLASSES", "User,*")], "PHP_ALLOWED_CLASSES", "User,*"),
+            (&[("PHP_ALLOWED_CLASSES", "User;Gadget")], "PHP_ALLOWED_CLASSES", "User;Gadget"),
+            (&[("PROTECTED_KEYS", "role,,is_admin")], "PROTECTED_KEYS", "role,,is_admin"),
+            (&[("PROTECTED_KEYS", "a*b")], "PROTECTED_KEYS", "a*b"),
         ];
         for (env, variable, value) in cases {
             let err = from(env).expect_err(&format!("{env:?} should be refused"));
@@ -145,7 +166,13 @@ mod tests {
 
     #[test]
     fn to_env_round_trips_and_follows_env_vars() {
-        let custom = from(&[("COOKIE_DOMAIN", "example.com"), ("COOKIE_SAME_SITE", "None")]).unwrap();
+        let custom = from(&[
+            ("COOKIE_DOMAIN", "example.com"),
+            ("COOKIE_SAME_SITE", "None"),
+            ("PHP_ALLOWED_CLASSES", "User,Cart"),
+            ("PROTECTED_KEYS", "role,auth_*"),
+        ])
+        .unwrap();
         for settings in [HttpSettings::default(), custom] {
             let env: HashMap<String, String> = settings.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(HttpSettings::from_lookup(|name| env.get(name).cloned()).unwrap(), settings);

@@ -122,6 +122,7 @@ async fn cookie_attributes_come_from_the_http_settings() {
         cookie_secure: true,
         cookie_http_only: false,
         cookie_same_site: SameSite::Strict,
+        ..HttpSettings::default()
     };
     let app = app_with(Config::builder().session_name(""), settings, AutomaticGc::default()).await;
     let created = app.call("POST", "/sessions", &[], None).await;

@@ -15,6 +15,11 @@ use super::{float, MAX_DEPTH};
 /// The key that makes a JSON object a tag.
 const TAG: &str = "$php";
 
+/// The kind of tag `json` is (`"object"`, `"float"`, ...), if it is one.
+pub fn tag_kind(json: &Json) -> Option<&str> {
+    json.as_object()?.get(TAG)?.as_str()
+}
+
 /// A PHP value as JSON.
 pub(super) fn to_json(value: Value) -> Json {
     match value {

@@ -85,6 +85,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use error::{CodecError, Position};
+pub use json::tag_kind;
 
 /// A session's variables, `$_SESSION` as JSON (see the module docs for the
 /// JSON form of PHP values).

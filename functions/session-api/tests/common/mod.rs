@@ -25,7 +25,8 @@ pub async fn app(builder: ConfigBuilder) -> TestApp {
 }
 
 /// The API configured as the Lambda function is, by environment variable
-/// names (`("LOCKING_STRATEGY", "pessimistic")`), on a fresh table.
+/// names (`("LOCKING_STRATEGY", "pessimistic")`, `("PROTECTED_KEYS", "role")`),
+/// on a fresh table.
 pub async fn app_from_env(vars: &[(&str, &str)]) -> TestApp {
     let table = fixtures::table_name("api");
     let config = Config::from_lookup(|name| match name {
@@ -33,8 +34,11 @@ pub async fn app_from_env(vars: &[(&str, &str)]) -> TestApp {
         _ => vars.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
     })
     .unwrap();
+    let settings =
+        HttpSettings::from_lookup(|name| vars.iter().find(|(var, _)| *var == name).map(|(_, v)| v.to_string()))
+            .unwrap();
     let store = fixtures::store_for(config).await;
-    TestApp::new(ApiState::new(store, HttpSettings::default()).unwrap())
+    TestApp::new(ApiState::new(store, settings).unwrap())
 }
 
 /// The API with these HTTP settings and automatic GC timing.
