@@ -166,6 +166,7 @@ struct PhpApp {
     serializer: &'static str,
     handler: serde_json::Map<String, Value>,
     ini: serde_json::Map<String, Value>,
+    gadgets: Option<String>,
 }
 
 impl PhpApp {
@@ -176,7 +177,15 @@ impl PhpApp {
             serializer,
             handler: Default::default(),
             ini: Default::default(),
+            gadgets: None,
         }
+    }
+
+    /// The app defines gadgets.php's classes, which leave a file in `dir`
+    /// when PHP runs their magic methods.
+    fn gadgets(mut self, dir: &Gadgets) -> PhpApp {
+        self.gadgets = Some(dir.0.display().to_string());
+        self
     }
 
     /// An SDK handler option (`locking`, `max_lock_wait_time`, `session_lifetime`, ...).
@@ -202,6 +211,7 @@ impl PhpApp {
             "serialize_handler": self.serializer,
             "handler": self.handler,
             "ini": self.ini,
+            "gadgets": self.gadgets,
             "actions": actions,
         });
         Php::spawn(&script)
@@ -908,4 +918,146 @@ async fn binary_php_data_is_read_patched_and_kept_binary() {
     let run = php.run(json!([{"id": sid}, {"start": {}}]));
     assert_clean(run.step("start"));
     assert_eq!(session(run.step("start")), json!({"user.name": "jeremy", "n": 4}));
+}
+
+// ---------------------------------------------------------------------------
+// 10. PHP object injection (issue 19): what a client writes over HTTP never
+//     makes PHP's session_start() build an object of the client's choosing.
+//     The gadget classes (tests/php/gadgets.php) leave a file when PHP runs
+//     their magic methods.
+
+/// A fresh directory for the gadgets' files, removed at the end.
+struct Gadgets(std::path::PathBuf);
+
+impl Gadgets {
+    fn new() -> Gadgets {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("php-gadgets-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Gadgets(dir)
+    }
+
+    /// The magic methods PHP ran so far.
+    fn fired(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Gadgets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Payloads, each nested deep inside arrays, and the JSON Pointer of its tag.
+fn injections() -> Vec<(Value, &'static str)> {
+    let deep = |tag: Value| json!({"cart": {"items": [1, {"meta": [tag]}]}});
+    vec![
+        (deep(json!({"$php": "object", "class": "Gadget", "properties": {"cmd": "id"}})), "/cart/items/1/meta/0"),
+        (deep(json!({"$php": "object", "class": "UnserializeGadget", "properties": {}})), "/cart/items/1/meta/0"),
+        (deep(json!({"$php": "serializable", "class": "SerializableGadget", "data": "x"})), "/cart/items/1/meta/0"),
+        (deep(json!({"$php": "enum", "class": "Suit", "case": "Hearts"})), "/cart/items/1/meta/0"),
+        (json!({"a": [1, {"$php": "reference", "to": 2}]}), "/a/1"),
+    ]
+}
+
+async fn a_php_object_posted_over_http_never_runs_in_php(serializer: &'static str) {
+    let gadgets = Gadgets::new();
+    let php = |app: &App| PhpApp::new(app, serializer).gadgets(&gadgets);
+
+    // The hole, opened on purpose: with PHP_ALLOWED_CLASSES=* the object is
+    // stored and PHP runs its magic methods (so this test can tell).
+    let open = app_from_env(&[("DATA_FORMAT", serializer), ("PHP_ALLOWED_CLASSES", "*")]).await;
+    let planted = create(&open, &injections()[0].0).await;
+    assert_eq!(planted.status, 201, "{}", planted.body);
+    let run = php(&open).run(json!([{"cookie": planted.body["id"]}, {"start": {}}]));
+    assert_eq!(run.step("start")["result"], true);
+    assert_eq!(gadgets.fired(), ["Gadget.__destruct", "Gadget.__wakeup"], "harness: the gadget fires when stored");
+    std::fs::remove_dir_all(&gadgets.0).and_then(|_| std::fs::create_dir(&gadgets.0)).unwrap();
+
+    // The default: refused, nothing stored for PHP to read.
+    let app = app_from_env(&[("DATA_FORMAT", serializer)]).await;
+    for (body, path) in injections() {
+        let refused = create(&app, &body).await;
+        assert_eq!((refused.status, &refused.body["error"]["code"]), (400, &json!("php_object_refused")), "{body}");
+        assert_eq!(refused.body["error"]["path"], path, "{body}");
+        assert_eq!(refused.body["id"], Value::Null, "no session for the attacker's cookie");
+    }
+    assert_eq!(fixtures_count(&app).await, 0, "nothing was stored");
+    assert!(gadgets.fired().is_empty(), "{:?}", gadgets.fired());
+}
+
+async fn fixtures_count(app: &App) -> usize {
+    dynamodb_sessions::emulator::fixtures::count_items(app.store()).await
+}
+
+#[tokio::test]
+async fn a_php_object_posted_over_http_never_runs_in_php_php_serializer() {
+    a_php_object_posted_over_http_never_runs_in_php("php").await;
+}
+
+#[tokio::test]
+async fn a_php_object_posted_over_http_never_runs_in_php_php_serialize_serializer() {
+    a_php_object_posted_over_http_never_runs_in_php("php_serialize").await;
+}
+
+/// PHP's own object, of a class the test PHP app does not define (it reads
+/// back as `__PHP_Incomplete_Class` and is written back as it was).
+const PHP_USER: &str = r#"O:4:"User":1:{s:4:"name";s:3:"ann";}"#;
+
+async fn a_patch_never_plants_or_edits_objects_in_a_php_session(serializer: &'static str) {
+    let gadgets = Gadgets::new();
+    let app = app_from_env(&[]).await; // the format is PHP's, whatever DATA_FORMAT says
+    let php = PhpApp::new(&app, serializer).gadgets(&gadgets);
+    let run =
+        php.run(json!([{"create_id": true}, {"start": {}}, {"set_serialized": {"w": PHP_USER}}, {"set": {"n": 1}}]));
+    let sid = run.step("start")["id"].as_str().unwrap().to_string();
+    let before = stored_data(&raw(&app, &sid).await.unwrap());
+    assert!(before.contains(PHP_USER), "harness: PHP stored its object: {before}");
+
+    let gadget = json!({"$php": "object", "class": "Gadget", "properties": {"cmd": "id"}});
+    let mut patches: Vec<(Value, &str)> = injections();
+    patches.push((json!({"w": {"class": "Gadget"}}), "/w"));
+    patches.push((json!({"w": {"properties": {"name": gadget}}}), "/w"));
+    for (body, path) in patches {
+        let refused = patch(&app, &sid, &body).await;
+        assert_eq!((refused.status, &refused.body["error"]["code"]), (400, &json!("php_object_refused")), "{body}");
+        assert_eq!(refused.body["error"]["path"], path, "{body}");
+        assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), before, "{body}: nothing written");
+    }
+
+    // A PATCH of another key, then a PUT echoing what it read: PHP's object
+    // stays byte for byte.
+    assert_eq!(patch(&app, &sid, &json!({"n": 2})).await.status, 200);
+    let mut data = get(&app, &sid).await.body["data"].clone();
+    data["n"] = json!(3);
+    let echoed = put(&app, &sid, &data, None).await;
+    assert_eq!(echoed.status, 200, "{}", echoed.body);
+    let after = stored_data(&raw(&app, &sid).await.unwrap());
+    assert!(after.contains(PHP_USER), "PHP's object kept byte for byte: {after}");
+
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_eq!(start["result"], true, "{start:#}");
+    assert_eq!(session(start)["n"], 3);
+    let export = start["export"].as_str().unwrap();
+    assert!(export.contains("__PHP_Incomplete_Class_Name' => 'User'") && export.contains("'ann'"), "{export}");
+    assert!(gadgets.fired().is_empty(), "PHP ran no gadget: {:?}", gadgets.fired());
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), encoded(start), "what PHP writes back is what we kept");
+}
+
+#[tokio::test]
+async fn a_patch_never_plants_or_edits_objects_in_a_php_session_php_serializer() {
+    a_patch_never_plants_or_edits_objects_in_a_php_session("php").await;
+}
+
+#[tokio::test]
+async fn a_patch_never_plants_or_edits_objects_in_a_php_session_php_serialize_serializer() {
+    a_patch_never_plants_or_edits_objects_in_a_php_session("php_serialize").await;
 }

@@ -14,6 +14,9 @@
  *   ini                      any other session.* settings, e.g.
  *                            {"session.use_strict_mode": "1",
  *                             "session.sid_bits_per_character": "6"}
+ *   gadgets                  (optional) a directory: load gadgets.php, whose
+ *                            classes leave a file there when PHP runs their
+ *                            magic methods (PHP object injection tests)
  *   actions                  a list; each is an object with one key:
  *     {"id": "<sid>"}              session_id(sid)
  *     {"create_id": true}          session_id(session_create_id()): an id PHP mints
@@ -58,6 +61,11 @@ set_error_handler(function ($level, $message) use (&$warnings) {
     $warnings[] = $message;
     return true;
 });
+
+if (isset($script['gadgets'])) {
+    $GLOBALS['gadget_dir'] = $script['gadgets'];
+    require __DIR__ . '/gadgets.php';
+}
 
 $calls = [];
 $trace = function ($op, $request, $response, $error) use (&$calls) {
