@@ -2,9 +2,11 @@
 //! (issue #8, item 7): unusual methods, the seven routes with valid, invalid,
 //! huge and percent-encoded ids, dot segments and query strings, up to 16 KB
 //! of random headers (cookies, `If-Match`, lock tokens, content types), and
-//! random bodies (JSON, not JSON, binary, over the size limit). Every request
-//! must get a complete response, never a 5xx, and every 4xx must carry the
-//! JSON error `{"error": {"code", "message"}}`.
+//! random bodies (JSON, not JSON, binary, over the size limit, `$php` tags).
+//! Every request must get a complete response, never a 5xx, and every 4xx
+//! must carry the JSON error `{"error": {"code", "message"}}`. Sessions are
+//! stored in PHP's format, and at the end none holds a PHP object, enum or
+//! reference: no client can plant one for PHP to unserialize.
 //!
 //! The generator is seeded: a failure names the seed and the request. Every
 //! request is one HTTP/1.1 parsers accept (a few lenient forms included:
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use dynamodb_sessions::emulator::fixtures::stored_php_object_tags;
 use dynamodb_sessions::SessionId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -306,6 +309,22 @@ fn headers(rng: &mut StdRng, known: &Known) -> Vec<(String, Vec<u8>)> {
     headers
 }
 
+/// A `$php` tag PHP would build an object or a reference from, nested or not.
+fn php_object_tag(rng: &mut StdRng) -> Value {
+    let tag = match rng.random_range(0..5) {
+        0 => json!({"$php": "object", "class": "Gadget", "properties": {"cmd": "id"}}),
+        1 => json!({"$php": "serializable", "class": "Gadget", "data": "x"}),
+        2 => json!({"$php": "enum", "class": "Suit", "case": "Hearts"}),
+        3 => json!({"$php": "reference", "to": 1}),
+        _ => json!({"$php": "object_reference", "to": 1}),
+    };
+    match rng.random_range(0..3) {
+        0 => tag,
+        1 => json!([1, { "deep": [tag] }]),
+        _ => json!({ "a": { "b": tag } }),
+    }
+}
+
 fn body(rng: &mut StdRng) -> Vec<u8> {
     match rng.random_range(0..100) {
         0..30 => Vec::new(),
@@ -314,7 +333,8 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
             for _ in 0..rng.random_range(0..8) {
                 let key_len = rng.random_range(0..12);
                 let key = text(rng, PCHAR, key_len);
-                let value = match rng.random_range(0..6) {
+                let value = match rng.random_range(0..7) {
+                    6 => php_object_tag(rng),
                     0 => Value::Null,
                     1 => json!(rng.random::<i64>()),
                     2 => json!("ünï\u{0}cødé ✓"),
@@ -334,7 +354,9 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
             let len = rng.random_range(1..300);
             bytes(rng, len)
         }
-        80..85 => b"   \r\n\t ".to_vec(),
+        80..83 => b"   \r\n\t ".to_vec(),
+        // A tag PHP would build an object or a reference from, somewhere.
+        83..85 => json!({ "seed": 1, text(rng, PCHAR, 6): php_object_tag(rng) }).to_string().into_bytes(),
         // Over the data limit, under the body limit: refused before any call.
         85..88 => json!({ "big": "x".repeat(70_000) }).to_string().into_bytes(),
         // Over the body limit.
@@ -468,7 +490,7 @@ async fn worker(service: Arc<Service>, known: Arc<Mutex<Known>>, worker: usize, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_generated_requests_get_complete_answers_and_no_5xx() {
-    let service = Arc::new(Service::start(config(&[]), SimulatorConfig::default()).await);
+    let service = Arc::new(Service::start(config(&[("DATA_FORMAT", "php")]), SimulatorConfig::default()).await);
     let known = Arc::new(Mutex::new(Known::default()));
     for i in 0..8 {
         let created = service.call(&HttpRequest::new("POST", "/sessions").json(&json!({ "seed": i }))).await;
@@ -514,6 +536,12 @@ async fn ten_thousand_generated_requests_get_complete_answers_and_no_5xx() {
         &seen.broken[..seen.broken.len().min(5)]
     );
     assert!(answered >= 10_000, "only {answered} requests answered");
+    let items = service.items().await;
+    for item in items.values() {
+        let planted = stored_php_object_tags(service.direct.config(), item);
+        assert!(planted.is_empty(), "a client stored PHP objects: {planted:?}");
+    }
+    assert!(items.len() > 8, "the fuzz created sessions: {}", items.len());
     assert!(
         dynamodb_requests < answered / 2,
         "most requests should be refused before any DynamoDB call: {dynamodb_requests} calls for {answered} requests"

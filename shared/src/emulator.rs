@@ -186,7 +186,12 @@ pub mod fixtures {
 
     /// Items in the table (sessions and the GC checkpoint alike).
     pub async fn count_items(store: &SessionStore) -> usize {
-        let mut total = 0;
+        all_items(store).await.len()
+    }
+
+    /// Every item in the table, read with a Scan.
+    pub async fn all_items(store: &SessionStore) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let out = store
@@ -197,20 +202,19 @@ pub mod fixtures {
                 .send()
                 .await
                 .expect("scan");
-            total += out.count as usize;
+            items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return total,
+                _ => return items,
             }
         }
     }
 
     /// The `$php` tags PHP would build an object or a reference from
     /// (`object`, `serializable`, `enum`, `reference`, `object_reference`)
-    /// found in the data stored in `item`, in any format, each once. Told
-    /// from the decoded data's JSON text, apart from the write policy's own
-    /// walk, so the fuzz tests check the policy rather than repeat it.
-    pub fn stored_php_object_tags(config: &Config, item: &HashMap<String, AttributeValue>) -> Vec<&'static str> {
+    /// in the data stored in `item`, in any format, outermost first: what a
+    /// test compares with what it let in.
+    pub fn stored_php_object_tags(config: &Config, item: &HashMap<String, AttributeValue>) -> Vec<serde_json::Value> {
         let stored: &[u8] = match item.get(&config.data_attribute) {
             Some(AttributeValue::S(text)) => text.as_bytes(),
             Some(AttributeValue::B(bytes)) => bytes.as_ref(),
@@ -223,9 +227,21 @@ pub mod fixtures {
             return Vec::new(); // a `$php` key is plain data there
         }
         let data = crate::codec::decode(format, stored).expect("stored data decodes");
-        let text = serde_json::Value::Object(data).to_string();
-        let kinds = ["object", "serializable", "enum", "reference", "object_reference"];
-        kinds.into_iter().filter(|kind| text.contains(&format!(r#""$php":"{kind}""#))).collect()
+        let mut found = Vec::new();
+        let mut pending: Vec<serde_json::Value> = data.into_iter().map(|(_, value)| value).collect();
+        while let Some(value) = pending.pop() {
+            let kind = crate::codec::tag_kind(&value);
+            if matches!(kind, Some("object" | "serializable" | "enum" | "reference" | "object_reference")) {
+                found.push(value);
+                continue;
+            }
+            match value {
+                serde_json::Value::Array(items) => pending.extend(items),
+                serde_json::Value::Object(map) => pending.extend(map.into_iter().map(|(_, value)| value)),
+                _ => {}
+            }
+        }
+        found
     }
 
     /// A JSON object literal as session data.
