@@ -327,14 +327,8 @@ impl fmt::Display for ProtectedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::fixtures::data;
     use serde_json::json;
-
-    fn data(value: Value) -> Data {
-        match value {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
 
     fn object(class: &str) -> Value {
         json!({"$php": "object", "class": class, "properties": {"cmd": "id"}})
