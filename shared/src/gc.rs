@@ -26,8 +26,8 @@ use serde::Serialize;
 
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithExpressions, WithUpdate};
-use crate::item::{conditions, Now, Record, LOCK, P_EXP, P_KEY};
-use crate::locking::{lock_free, lock_is_live};
+use crate::item::{conditions, Now, Record, LOCK, LOCK_TOKEN, P_EXP, P_KEY};
+use crate::locking::{lock_free, lock_is_live, stale_lease};
 use crate::store::SessionStore;
 
 /// With `automatic_gc`, one session request in this many runs a sweep step
@@ -107,6 +107,9 @@ pub struct GcReport {
     pub skipped: u64,
     /// Expired sessions already gone at delete time (TTL, another sweep).
     pub gone: u64,
+    /// Live sessions whose run-out lease (a crashed holder's) was removed, so
+    /// PHP, which waits for any `lock`, can lock them again.
+    pub leases_ended: u64,
     /// Read units DynamoDB reported (Scan).
     pub read_units: f64,
     /// Write units DynamoDB reported (deletes).
@@ -130,6 +133,7 @@ impl GcReport {
             deleted: 0,
             skipped: 0,
             gone: 0,
+            leases_ended: 0,
             read_units: 0.0,
             write_units: 0.0,
             budget,
@@ -157,6 +161,7 @@ impl GcReport {
             deleted = self.deleted,
             skipped = self.skipped,
             gone = self.gone,
+            leases_ended = self.leases_ended,
             read_units = self.read_units,
             write_units = self.write_units,
             transient_failures = self.transient_failures,
@@ -321,11 +326,14 @@ impl SessionStore {
                 break Ok(());
             }
             let now = Now::sample();
-            let filter = conditions::expired(config, now);
-            let projection = Expr::new(format!("{P_KEY}, {P_EXP}, #lock"))
+            // Expired sessions, and live ones under a run-out lease of ours
+            // (filtering costs nothing: a Scan pays for what it reads).
+            let filter = conditions::expired(config, now).or(stale_lease(now));
+            let projection = Expr::new(format!("{P_KEY}, {P_EXP}, #lock, #ltok"))
                 .name(P_KEY, &config.hash_key)
                 .name(P_EXP, &config.session_lifetime_attribute)
-                .name("#lock", LOCK);
+                .name("#lock", LOCK)
+                .name("#ltok", LOCK_TOKEN);
             let mut scan = self
                 .client()
                 .scan()
@@ -357,10 +365,14 @@ impl SessionStore {
             limit = next_limit(limit, scanned, read_units, sweep.report.budget.read_units_per_second);
 
             let mut expired = Vec::new();
+            let mut stale_leases = Vec::new();
             let mut locked = 0;
             for item in page.items.unwrap_or_default() {
                 let Some(key) = item.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned() else { continue };
-                if lock_is_live(&Record::decode(config, &item), now) {
+                let record = Record::decode(config, &item);
+                if record.is_live(now) {
+                    stale_leases.push((key, record));
+                } else if lock_is_live(&record, now) {
                     locked += 1;
                 } else {
                     expired.push(key);
@@ -370,6 +382,9 @@ impl SessionStore {
             // inside this page (the next run reads the page again).
             sweep.report.scanned += scanned;
             sweep.report.skipped += locked;
+            if let Err(err) = self.end_stale_leases(sweep, &stale_leases).await {
+                break Err(err);
+            }
             match self.delete_batches(sweep, &expired).await {
                 Ok(true) => {}
                 // Stopped inside the page: the position stays before it, and
@@ -396,6 +411,29 @@ impl SessionStore {
         }
         sweep.report.duration_ms = started.elapsed().as_millis() as u64;
         result
+    }
+
+    /// Removes the run-out leases of live sessions, paced like the deletes;
+    /// one that fails is left to the next sweep.
+    async fn end_stale_leases(&self, sweep: &mut Sweep, leases: &[(String, Record)]) -> Result<(), SessionError> {
+        for (key, seen) in leases {
+            if sweep.out_of_time() || !sweep.writes.wait(sweep.deadline).await {
+                return Ok(());
+            }
+            let units = match self.end_stale_lease(attr_s(key), seen).await {
+                Ok(units) => {
+                    sweep.report.leases_ended += 1;
+                    units
+                }
+                Err(err) => {
+                    sweep.back_off(err).await?;
+                    1.0
+                }
+            };
+            sweep.writes.charge(units);
+            sweep.report.write_units += units;
+        }
+        Ok(())
     }
 
     /// Deletes `keys` in batches; false when the deadline stopped it.

@@ -23,7 +23,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use rand::Rng;
 
 use crate::codec::DataFormat;
@@ -150,10 +152,21 @@ pub(crate) fn lock_is_live(record: &Record, now: Now) -> bool {
 
 /// The liveness rule, as a condition: no live lock (see [`lock_is_live`]).
 pub(crate) fn lock_free(now: Now) -> Expr {
-    Expr::new(format!("attribute_not_exists({P_LOCK}) OR ({P_LOCK} < :now_ms AND {P_LOCK} <> :php_lock)"))
+    Expr::new(format!("attribute_not_exists({P_LOCK})")).name(P_LOCK, LOCK).or(stale_lease(now))
+}
+
+/// A lease of ours has run out, but its `lock` is still there: PHP, which
+/// locks only when `lock` is absent, waits for it until someone removes it.
+pub(crate) fn stale_lease(now: Now) -> Expr {
+    Expr::new(format!("{P_LOCK} < :now_ms AND {P_LOCK} <> :php_lock"))
         .name(P_LOCK, LOCK)
         .value(":now_ms", attr_n(now.millis))
         .value(":php_lock", attr_n(PHP_LOCK))
+}
+
+/// Whether `record` holds a lease of ours that has run out (see [`stale_lease`]).
+pub(crate) fn has_stale_lease(record: &Record, now: Now) -> bool {
+    lease_end(record).is_some_and(|until| until < now.millis)
 }
 
 /// What a write of a session read as `record` may do, given the caller's
@@ -345,6 +358,38 @@ impl SessionStore {
     /// caller's left to release.
     pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
         self.release(id, token, None).await
+    }
+
+    /// Removes the run-out lease `seen` shows on the item under `key`, so that
+    /// PHP can lock the session again; conditional on that very lease, so a
+    /// lock taken since stays (PHP's `lock = 1` is never touched). Returns
+    /// the write units it cost (a refusal costs one too).
+    pub(crate) async fn end_stale_lease(&self, key: AttributeValue, seen: &Record) -> Result<f64, SessionError> {
+        let config = self.config();
+        let (Some(lease), Some(token)) = (lease_end(seen), seen.lock_token.as_deref()) else {
+            return Ok(0.0);
+        };
+        let update = bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}")));
+        let same_lease = Expr::new(format!("{P_LOCK} = :seen_lease AND {P_TOKEN} = :seen_token"))
+            .name(P_LOCK, LOCK)
+            .name(P_TOKEN, LOCK_TOKEN)
+            .value(":seen_lease", attr_n(lease))
+            .value(":seen_token", attr_s(token));
+        let result = self
+            .client()
+            .update_item()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, key)
+            .update(update)
+            .condition(same_lease)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(1.0)),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(1.0),
+            Err(err) => Err(SessionError::dynamo("UpdateItem", err)),
+        }
     }
 
     /// Removes the token's lock and, when given, sets the expiry back to what

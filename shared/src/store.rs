@@ -35,7 +35,7 @@ use crate::id::SessionId;
 use crate::item::{
     conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_IDS,
 };
-use crate::locking::{bind_lock_names, lock_free, LockToken, LockWait, WriteAccess, REMOVE_LOCK};
+use crate::locking::{bind_lock_names, has_stale_lease, lock_free, LockToken, LockWait, WriteAccess, REMOVE_LOCK};
 use crate::policy::WritePolicy;
 
 /// One session as a caller sees it.
@@ -214,6 +214,13 @@ impl SessionStore {
         let now = Now::sample();
         let record = self.fetch_live(id, self.config.consistent_read, now).await?;
         let mut session = self.session(id, &record, None)?;
+        if has_stale_lease(&record, now) {
+            // A vanished holder's lease: end it, or PHP waits for it and then
+            // starts with an empty session.
+            if let Err(err) = self.end_stale_lease(self.key(id), &record).await {
+                tracing::warn!(session = %id.redacted(), error = %err, "run-out lease not removed");
+            }
+        }
         let last_activity = record.expires - self.config.session_lifetime.as_secs() as i64;
         if now.secs - last_activity >= self.config.touch_interval.as_secs() as i64 {
             session.expires = self.touch(id, now).await.unwrap_or(record.expires);

@@ -1061,3 +1061,66 @@ async fn a_patch_never_plants_or_edits_objects_in_a_php_session_php_serializer()
 async fn a_patch_never_plants_or_edits_objects_in_a_php_session_php_serialize_serializer() {
     a_patch_never_plants_or_edits_objects_in_a_php_session("php_serialize").await;
 }
+
+// ---------------------------------------------------------------------------
+// 11. A client takes our lock and vanishes (issue 21, item 1). PHP locks only
+//     when `lock` is absent: unless the run-out lease is removed, PHP waits
+//     its whole max_lock_wait_time, then starts with an empty session and its
+//     write replaces the data. Our sweep and our next read remove it; a PHP
+//     lock is never touched.
+
+enum LeaseEnder {
+    OurSweep,
+    OurNextRead,
+}
+
+async fn an_abandoned_lease_of_ours_ends_for_php(ender: LeaseEnder) {
+    let mut env = locking("1");
+    env.push(("LOCK_LEASE", "1"));
+    let app = app_from_env(&env).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+    // A PHP request holding its lock on another session, live.
+    let php_locked = "phplockedphplockedphplocked0001";
+    dynamodb_sessions::emulator::fixtures::put_php_item(app.store(), php_locked, "n|i:1;", now() + 600, true).await;
+
+    let locked = get(&app, &sid).await;
+    assert!(locked.lock_token.is_some(), "the client took the lock: {}", locked.body);
+    tokio::time::sleep(Duration::from_millis(1_300)).await; // past the lease; the client never comes back
+    assert!(php_lock(&raw(&app, &sid).await.unwrap()).is_some(), "harness: the run-out lease is still there");
+    match ender {
+        LeaseEnder::OurSweep => {
+            let report = app.store().delete_expired(SweepOptions::default()).await.unwrap();
+            assert!(report.finished() && report.leases_ended == 1 && report.deleted == 0, "{report:?}");
+        }
+        LeaseEnder::OurNextRead => {
+            let read = call(&app, "GET", &format!("/sessions/{sid}?read_and_close=1"), &[], None).await;
+            assert_eq!(read.status, 200, "{}", read.body);
+        }
+    }
+    assert_eq!(php_lock(&raw(&app, &sid).await.unwrap()), None, "the run-out lease is gone");
+    assert_eq!(
+        php_lock(&raw(&app, php_locked).await.unwrap()),
+        Some(&AttributeValue::N("1".into())),
+        "PHP's lock stays"
+    );
+
+    let run = php.clone().locking(1).run(json!([{"id": sid}, {"start": {}}, {"set": {"n": 4}}]));
+    let start = run.step("start");
+    assert_eq!(start["calls"][0]["error"], Value::Null, "PHP took the lock at once: {start:#}");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 3}), "PHP gets the data, not an empty session");
+    let after = raw(&app, &sid).await.unwrap();
+    assert_eq!(stored_data(&after), r#"user.name|s:6:"jeremy";n|i:4;"#, "PHP's write kept the data");
+    assert_eq!(php_lock(&after), None, "PHP's close released its lock");
+}
+
+#[tokio::test]
+async fn an_abandoned_lease_of_ours_ends_for_php_at_our_sweep() {
+    an_abandoned_lease_of_ours_ends_for_php(LeaseEnder::OurSweep).await;
+}
+
+#[tokio::test]
+async fn an_abandoned_lease_of_ours_ends_for_php_at_our_next_read() {
+    an_abandoned_lease_of_ours_ends_for_php(LeaseEnder::OurNextRead).await;
+}
