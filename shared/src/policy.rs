@@ -96,7 +96,15 @@ impl WritePolicy {
             return Ok(());
         }
         let mut path = Vec::new();
-        match self.first_planted_object(&Value::Object(new.clone()), Some(&Value::Object(stored.clone())), &mut path) {
+        let planted = new.iter().any(|(key, value)| {
+            path.push(key.clone());
+            let found = self.first_planted_object(value, stored.get(key), &mut path);
+            if !found {
+                path.pop();
+            }
+            found
+        });
+        match planted {
             true => Err(Refusal::PhpObject { path: pointer(&path) }),
             false => Ok(()),
         }
@@ -182,12 +190,11 @@ impl WritePolicy {
     ) -> bool {
         patch.iter().any(|(key, change)| {
             // Only an object merges into what is there; anything else replaces it.
-            let (Value::Object(change), Some(Value::Object(target))) = (change, stored.get(key)) else {
+            let (Value::Object(change), Some(target @ Value::Object(target_map))) = (change, stored.get(key)) else {
                 return false;
             };
             path.push(key.clone());
-            let found =
-                self.refuses(&Value::Object(target.clone())) || self.first_edit_into_object(change, target, path);
+            let found = self.refuses(target) || self.first_edit_into_object(change, target_map, path);
             if !found {
                 path.pop();
             }

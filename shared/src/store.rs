@@ -272,8 +272,9 @@ impl SessionStore {
     /// when another request wrote in between, so concurrent patches never
     /// lose an update.
     pub async fn patch(&self, id: &SessionId, patch: &Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        self.update(id, options, |mut data, format| {
-            options.policy.check_patch(&data, patch, format)?;
+        self.update(id, options, |stored, format| {
+            options.policy.check_patch(stored, patch, format)?;
+            let mut data = stored.clone();
             merge_patch(&mut data, patch);
             Ok(data)
         })
@@ -286,7 +287,7 @@ impl SessionStore {
         &self,
         id: &SessionId,
         options: &WriteOptions,
-        change: impl Fn(Data, DataFormat) -> Result<Data, SessionError>,
+        change: impl Fn(&Data, DataFormat) -> Result<Data, SessionError>,
     ) -> Result<Session, SessionError> {
         let config = &self.config;
         let write_id = random_marker();
@@ -307,7 +308,7 @@ impl SessionStore {
             };
             let old = record.decode_data(config)?;
             let encoding = record.encoding(config)?;
-            let data = change(old.clone(), encoding.format)?;
+            let data = change(&old, encoding.format)?;
             options.policy.check(&old, &data, encoding.format)?;
             let stored = encoding.encode(config, &data)?;
             match self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await {

@@ -136,6 +136,33 @@ async fn gc_deletes_only_expired_sessions_without_a_live_lock() {
     assert_no_key_in(&report, &report, &all);
 }
 
+/// A live session under `lock` (and `lock_token`) as given.
+async fn put_live(store: &SessionStore, lock: i64, token: Option<&str>) -> String {
+    let sid = put_expired(store, Some(lock), token).await;
+    let mut item = raw_item(store, &sid).await.unwrap();
+    item.insert("expires".into(), n(now() + 600));
+    fixtures::put_raw(store, item).await;
+    sid
+}
+
+#[tokio::test]
+async fn gc_ends_run_out_leases_of_live_sessions_and_nothing_else() {
+    let store = roomy(Config::builder()).await;
+    let token = "tokentokentokentokento";
+    let dead_lease = put_live(&store, now_ms() - 60_000, Some(token)).await;
+    let live_lease = put_live(&store, now_ms() + 60_000, Some(token)).await;
+    let php_locked = put_live(&store, 1, None).await;
+
+    let report = store.delete_expired(SweepOptions::default()).await.unwrap();
+    assert_eq!((report.leases_ended, report.deleted), (1, 0), "{report:?}");
+    let ended = raw_item(&store, &dead_lease).await.expect("the session stays");
+    assert!(!ended.contains_key("lock") && !ended.contains_key("lock_token"), "{ended:?}");
+    let held = raw_item(&store, &live_lease).await.unwrap();
+    assert!(held.contains_key("lock") && held.contains_key("lock_token"), "a lease not run out stays: {held:?}");
+    assert_eq!(raw_item(&store, &php_locked).await.unwrap()["lock"], n(1), "PHP's lock is never touched");
+    assert_no_key_in(&report, &report, &[dead_lease, live_lease, php_locked]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_happens_between_scan_and_delete_decides_and_is_counted_exactly() {
     let store = roomy(Config::builder()).await;
