@@ -32,6 +32,8 @@ const SECOND: Duration = Duration::from_secs(1);
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Lambda's longest run; no wait or lease needs to be longer.
 const FIFTEEN_MINUTES: Duration = Duration::from_secs(900);
+/// How long the PHP handler waits for a lock by default (`max_lock_wait_time`).
+const PHP_DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// How reads lock a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,8 +150,10 @@ crate::declare_options! {
     /// Serialization of sessions created here: `json`, `php` or `php_serialize`; reads accept all three.
     data_format: DataFormat, env "DATA_FORMAT", kind kinds::choice, default DataFormat::Json;
     /// How long a lock holds before one waiter may take it over (a crashed holder never locks for good).
-    lock_lease: Duration, env "LOCK_LEASE", kind kinds::seconds, default Duration::from_secs(30),
-        check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, "");
+    /// The default ends within PHP's default wait (10 s), and less than the lifetime.
+    lock_lease: Duration, env "LOCK_LEASE", kind kinds::seconds,
+        default PHP_DEFAULT_LOCK_WAIT.min(session_lifetime / 2),
+        check |v| within(v, Duration::from_millis(100)..=FIFTEEN_MINUTES, ""), empty "derived";
     /// A read refreshes the expiry at most once per interval (0 = every read, as PHP).
     touch_interval: Duration, env "TOUCH_INTERVAL", kind kinds::whole_seconds,
         default Duration::from_secs(60.min(session_lifetime.as_secs() / 2)), empty "derived";
@@ -214,6 +218,15 @@ impl Config {
                 format!("must be less than SESSION_LIFETIME ({})", self.session_lifetime.as_secs()),
             ));
         }
+        // Taking the lock pushes the expiry one lifetime on: a longer lease
+        // would let the session expire under its holder.
+        if self.lock_lease >= self.session_lifetime {
+            return Err(ConfigError::new(
+                "LOCK_LEASE",
+                crate::options::kinds::seconds::render(&self.lock_lease),
+                format!("must be less than SESSION_LIFETIME ({})", self.session_lifetime.as_secs()),
+            ));
+        }
         if self.dynamodb_attempt_timeout > self.dynamodb_operation_timeout {
             return Err(ConfigError::new(
                 "DYNAMODB_ATTEMPT_TIMEOUT",
@@ -267,6 +280,7 @@ mod tests {
         assert_eq!(c.data_attribute_type, DataAttributeType::String);
         assert_eq!(c.data_format, DataFormat::Json);
         assert_eq!(c.touch_interval, Duration::from_secs(60));
+        assert_eq!(c.lock_lease, PHP_DEFAULT_LOCK_WAIT, "a run-out lease ends within PHP's default wait");
     }
 
     #[test]
@@ -368,6 +382,8 @@ mod tests {
             (&[("LOCK_LEASE", "0")], "LOCK_LEASE", "0"),
             (&[("LOCK_LEASE", "1e12")], "LOCK_LEASE", "1e12"),
             (&[("TOUCH_INTERVAL", "1440")], "TOUCH_INTERVAL", "1440"),
+            // A locked session would expire under its holder.
+            (&[("SESSION_LIFETIME", "60"), ("LOCK_LEASE", "60")], "LOCK_LEASE", "60"),
             (&[("MAX_DATA_SIZE", "0")], "MAX_DATA_SIZE", "0"),
             (&[("MAX_DATA_SIZE", "400001")], "MAX_DATA_SIZE", "400001"),
             (&[("DYNAMODB_OPERATION_TIMEOUT", "0")], "DYNAMODB_OPERATION_TIMEOUT", "0"),
@@ -405,15 +421,17 @@ mod tests {
         let empty = from(&[
             ("SESSION_LIFETIME", "2"),
             ("TOUCH_INTERVAL", ""),
+            ("LOCK_LEASE", ""),
             ("MIN_LOCK_RETRY_MICROTIME", ""),
             ("MAX_LOCK_RETRY_MICROTIME", ""),
             ("DYNAMODB_ATTEMPT_TIMEOUT", ""),
         ])
         .unwrap();
         assert_eq!(empty, from(&[("SESSION_LIFETIME", "2")]).unwrap());
+        assert_eq!(empty.lock_lease, Duration::from_secs(1), "half a short lifetime");
         // Any other option set empty is still a bad value.
-        let err = from(&[("LOCK_LEASE", "")]).unwrap_err();
-        assert_eq!(err.variable, "LOCK_LEASE");
+        let err = from(&[("MAX_LOCK_WAIT_TIME", "")]).unwrap_err();
+        assert_eq!(err.variable, "MAX_LOCK_WAIT_TIME");
     }
 
     #[test]

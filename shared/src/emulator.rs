@@ -156,9 +156,9 @@ pub mod fixtures {
         ]
         .into();
         if let Some(token) = lock {
-            let (marker, lease_until_ms) = token.parts();
+            let (lock_token, lease_until_ms) = token.parts();
             item.insert("lock".into(), AttributeValue::N(lease_until_ms.to_string()));
-            item.insert("lock_token".into(), AttributeValue::S(marker.into()));
+            item.insert("lock_token".into(), AttributeValue::S(lock_token));
         }
         put_raw(store, item).await;
     }

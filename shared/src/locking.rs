@@ -46,7 +46,10 @@ const P_TOKEN: &str = "#ltok";
 
 /// The holder's proof of a lock: writing or unlocking with it releases it.
 /// It carries the lease it was taken with and the session's encoding, so a
-/// write through the lock needs no read first.
+/// write through the lock needs no read first. The item's `lock_token` holds
+/// the marker and the encoding (`<marker>.<encoding>`), so the encoding a
+/// write-through uses is the one the server bound at locking, whatever a
+/// client does to its copy.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LockToken {
     marker: String,
@@ -57,16 +60,7 @@ pub struct LockToken {
 impl LockToken {
     /// The token as the HTTP API hands it out: `<marker>.<lease end>.<encoding>`.
     pub fn as_header_value(&self) -> String {
-        let format = match self.encoding.format {
-            DataFormat::Json => 'j',
-            DataFormat::Php => 'p',
-            DataFormat::PhpSerialize => 's',
-        };
-        let kind = match self.encoding.attribute_type {
-            DataAttributeType::String => 'S',
-            DataAttributeType::Binary => 'B',
-        };
-        format!("{}.{}.{format}{kind}", self.marker, self.lease_until_ms)
+        format!("{}.{}.{}", self.marker, self.lease_until_ms, encoding_letters(self.encoding))
     }
 
     /// Accepts what [`LockToken::as_header_value`] gave out; anything else is
@@ -81,35 +75,27 @@ impl LockToken {
         let marker_ok =
             marker.len() == 22 && marker.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let lease_until_ms = lease.parse::<i64>().ok().filter(|ms| *ms > PHP_LOCK && lease.len() <= 16);
-        let format = match encoding.as_bytes().first() {
-            Some(b'j') => Some(DataFormat::Json),
-            Some(b'p') => Some(DataFormat::Php),
-            Some(b's') => Some(DataFormat::PhpSerialize),
-            _ => None,
-        };
-        let attribute_type = match encoding.as_bytes().get(1..) {
-            Some(b"S") => Some(DataAttributeType::String),
-            Some(b"B") => Some(DataAttributeType::Binary),
-            _ => None,
-        };
-        match (marker_ok, lease_until_ms, format, attribute_type) {
-            (true, Some(lease_until_ms), Some(format), Some(attribute_type)) => Ok(LockToken {
-                marker: marker.to_string(),
-                lease_until_ms,
-                encoding: Encoding { format, attribute_type },
-            }),
+        match (marker_ok, lease_until_ms, parse_encoding_letters(encoding)) {
+            (true, Some(lease_until_ms), Some(encoding)) => {
+                Ok(LockToken { marker: marker.to_string(), lease_until_ms, encoding })
+            }
             _ => Err(SessionError::InvalidToken),
         }
     }
 
-    /// The marker and the lease's end, as the item holds them.
+    /// The `lock_token` attribute and the lease's end, as the item holds them.
     #[cfg(feature = "emulator")]
-    pub(crate) fn parts(&self) -> (&str, i64) {
-        (&self.marker, self.lease_until_ms)
+    pub(crate) fn parts(&self) -> (String, i64) {
+        (self.stored_value(), self.lease_until_ms)
     }
 
     pub(crate) fn encoding(&self) -> Encoding {
         self.encoding
+    }
+
+    /// What the item's `lock_token` holds while this token's lock is taken.
+    fn stored_value(&self) -> String {
+        format!("{}.{}", self.marker, encoding_letters(self.encoding))
     }
 
     /// The `write_id` a write through this lock leaves. A token writes
@@ -120,19 +106,75 @@ impl LockToken {
         &self.marker
     }
 
-    /// Whether `record` shows this token's lock.
+    /// Whether `record` shows this token's lock (whatever encoding it is
+    /// bound to: the lock is the marker and the lease).
     pub(crate) fn holds(&self, record: &Record) -> bool {
-        record.lock == Some(self.lease_until_ms) && record.lock_token.as_deref() == Some(self.marker.as_str())
+        self.bound_encoding(record).is_some()
+    }
+
+    /// The encoding the item binds this token's lock to, if it shows that lock.
+    pub(crate) fn bound_encoding(&self, record: &Record) -> Option<Encoding> {
+        if record.lock != Some(self.lease_until_ms) {
+            return None;
+        }
+        let stored = record.lock_token.as_deref()?;
+        let letters = stored.strip_prefix(self.marker.as_str())?.strip_prefix('.')?;
+        parse_encoding_letters(letters)
+    }
+
+    /// The same lock, bound to `encoding`.
+    pub(crate) fn with_encoding(&self, encoding: Encoding) -> LockToken {
+        LockToken { encoding, ..self.clone() }
     }
 
     /// The condition that the item holds this token's lock.
     pub(crate) fn held(&self) -> Expr {
+        Expr::new(format!("{P_LOCK} = :lease AND begins_with({P_TOKEN}, :token_marker)"))
+            .name(P_LOCK, LOCK)
+            .name(P_TOKEN, LOCK_TOKEN)
+            .value(":lease", attr_n(self.lease_until_ms))
+            .value(":token_marker", attr_s(format!("{}.", self.marker)))
+    }
+
+    /// The condition that the item holds this token's lock, bound to this
+    /// token's encoding: a write-through encodes with it.
+    pub(crate) fn held_in_its_encoding(&self) -> Expr {
         Expr::new(format!("{P_LOCK} = :lease AND {P_TOKEN} = :token"))
             .name(P_LOCK, LOCK)
             .name(P_TOKEN, LOCK_TOKEN)
             .value(":lease", attr_n(self.lease_until_ms))
-            .value(":token", attr_s(&self.marker))
+            .value(":token", attr_s(self.stored_value()))
     }
+}
+
+/// An encoding in two letters: the format (`j`son, `p`hp, php_`s`erialize)
+/// and the attribute type (`S`, `B`).
+fn encoding_letters(encoding: Encoding) -> String {
+    let format = match encoding.format {
+        DataFormat::Json => 'j',
+        DataFormat::Php => 'p',
+        DataFormat::PhpSerialize => 's',
+    };
+    let kind = match encoding.attribute_type {
+        DataAttributeType::String => 'S',
+        DataAttributeType::Binary => 'B',
+    };
+    format!("{format}{kind}")
+}
+
+fn parse_encoding_letters(letters: &str) -> Option<Encoding> {
+    let format = match letters.as_bytes().first()? {
+        b'j' => DataFormat::Json,
+        b'p' => DataFormat::Php,
+        b's' => DataFormat::PhpSerialize,
+        _ => return None,
+    };
+    let attribute_type = match letters.get(1..)? {
+        "S" => DataAttributeType::String,
+        "B" => DataAttributeType::Binary,
+        _ => return None,
+    };
+    Some(Encoding { format, attribute_type })
 }
 
 impl fmt::Debug for LockToken {
@@ -261,6 +303,9 @@ impl SessionStore {
         let config = self.config();
         let now = Now::sample();
         let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
+        // The lock is bound to the configured encoding, what most sessions
+        // hold; a session stored otherwise is bound again below.
+        let attempt = LockToken { marker: marker.to_string(), lease_until_ms, encoding: Encoding::configured(config) };
         let new_expires = self.new_expiry(now);
         // Taking the lock is activity: it refreshes the expiry, so a session
         // cannot expire under its holder.
@@ -269,7 +314,7 @@ impl SessionStore {
             .name(P_TOKEN, LOCK_TOKEN)
             .name(P_EXP, &config.session_lifetime_attribute)
             .value(":lease", attr_n(lease_until_ms))
-            .value(":token", attr_s(marker))
+            .value(":token", attr_s(attempt.stored_value()))
             .value(":new_expires", attr_n(new_expires));
         // The item as it was (the new state is known), so that a failure
         // after taking the lock can put the expiry back too.
@@ -287,42 +332,76 @@ impl SessionStore {
                 // The attempt may have landed though its answer was lost: release
                 // what it may have taken (only if it is this attempt's), so the
                 // client's retry does not wait for its own orphaned lock.
-                let attempt =
-                    LockToken { marker: marker.to_string(), lease_until_ms, encoding: Encoding::configured(config) };
-                if let Err(release) = self.release(id, &attempt, None).await {
-                    tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
-                }
+                self.release_after_error(id, &attempt, None).await;
                 return Err(err);
             }
         };
-        let (record, taken_now, old_expires) = match outcome {
+        let (record, old_expires) = match outcome {
             Ok(item) => {
                 let mut record = Record::decode(config, &item.unwrap_or_default());
                 let old_expires = record.expires;
                 record.lock = Some(lease_until_ms);
-                record.lock_token = Some(marker.to_string());
+                record.lock_token = Some(attempt.stored_value());
                 record.expires = new_expires;
-                (record, true, Some(old_expires))
+                (record, Some(old_expires))
             }
-            Err(old) => match old {
-                Some(old) if old.is_live(now) => (old, false, None),
-                _ => return Err(SessionError::NotFound),
-            },
+            // Refused only because the SDK retried our own applied request:
+            // the item shows our marker and lease, and the lock is ours.
+            Err(Some(old)) if old.is_live(now) && attempt.holds(&old) => (old, None),
+            Err(Some(old)) if old.is_live(now) => return Ok(Err(old)),
+            Err(_) => return Err(SessionError::NotFound),
         };
-        // An attempt refused only because the SDK retried our own applied
-        // request shows our marker and lease: the lock is ours.
-        let encoding = record.encoding(config).unwrap_or(Encoding::configured(config));
-        let token = LockToken { marker: marker.to_string(), lease_until_ms, encoding };
-        if !taken_now && !token.holds(&record) {
-            return Ok(Err(record));
-        }
-        match self.session(id, &record, Some(token.clone())) {
-            Ok(session) => Ok(Ok(session)),
+        let mut session = match self.session(id, &record, None) {
+            Ok(session) => session,
             Err(err) => {
                 // Never leave a lock behind on an error, nor any other trace.
-                self.release(id, &token, old_expires).await?;
-                Err(err)
+                self.release_after_error(id, &attempt, old_expires).await;
+                return Err(err);
             }
+        };
+        let encoding = record.encoding(config)?;
+        let token = if encoding == attempt.encoding {
+            attempt
+        } else {
+            match self.bind_encoding(id, &attempt, encoding).await {
+                Ok(Ok(token)) => token,
+                Ok(Err(seen)) => return Ok(Err(seen)),
+                Err(err) => {
+                    self.release_after_error(id, &attempt, old_expires).await;
+                    return Err(err);
+                }
+            }
+        };
+        session.lock_token = Some(token);
+        Ok(Ok(session))
+    }
+
+    /// Binds a lock just taken to the session's stored encoding (one more
+    /// write, only for sessions not stored in the configured one). Err(record)
+    /// when the lock is no longer the attempt's.
+    async fn bind_encoding(
+        &self,
+        id: &SessionId,
+        attempt: &LockToken,
+        encoding: Encoding,
+    ) -> Result<Result<LockToken, Record>, SessionError> {
+        let config = self.config();
+        let now = Now::sample();
+        let bound = attempt.with_encoding(encoding);
+        let update = Expr::new(format!("SET {P_TOKEN} = :bound_token"))
+            .name(P_TOKEN, LOCK_TOKEN)
+            .value(":bound_token", attr_s(bound.stored_value()));
+        let result = self
+            .update_item(id)
+            .update(update)
+            .condition(conditions::live(config, now).and(attempt.held()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
+            Ok(()) => Ok(Ok(bound)),
+            Err(Some(old)) if old.is_live(now) => Ok(Err(old)),
+            Err(_) => Err(SessionError::NotFound),
         }
     }
 
@@ -392,6 +471,14 @@ impl SessionStore {
         }
     }
 
+    /// Releases what a failed attempt may have taken, logging (never
+    /// answering with) a failed release: the caller answers the first error.
+    async fn release_after_error(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) {
+        if let Err(release) = self.release(id, token, expires).await {
+            tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
+        }
+    }
+
     /// Removes the token's lock and, when given, sets the expiry back to what
     /// it was before the lock was taken.
     async fn release(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) -> Result<(), SessionError> {
@@ -458,12 +545,25 @@ mod tests {
     #[test]
     fn a_token_holds_only_its_own_lease() {
         let token = token();
-        let ours = record(Some(token.lease_until_ms), Some(&token.marker), 2_000_000_000);
+        let ours = record(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
         assert!(token.holds(&ours));
         // PHP wrote (removed `lock`), then locked again: the token left behind is not a lock.
-        let php_relocked = record(Some(PHP_LOCK), Some(&token.marker), 2_000_000_000);
+        let php_relocked = record(Some(PHP_LOCK), Some(&token.stored_value()), 2_000_000_000);
         assert!(!token.holds(&php_relocked));
-        let other = record(Some(token.lease_until_ms), Some("another"), 2_000_000_000);
+        let other = record(Some(token.lease_until_ms), Some("another.pB"), 2_000_000_000);
         assert!(!token.holds(&other));
+        let bare_marker = record(Some(token.lease_until_ms), Some(&token.marker), 2_000_000_000);
+        assert!(!token.holds(&bare_marker));
+    }
+
+    #[test]
+    fn the_item_binds_the_encoding_not_the_token() {
+        let token = token();
+        let json = Encoding { format: DataFormat::Json, attribute_type: DataAttributeType::String };
+        let edited = token.with_encoding(json);
+        let ours = record(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
+        assert!(edited.holds(&ours), "the lock is the marker and the lease");
+        assert_eq!(edited.bound_encoding(&ours), Some(token.encoding), "the item says the encoding");
+        assert_eq!(edited.stored_value(), format!("{}.jS", token.marker));
     }
 }

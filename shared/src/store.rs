@@ -341,21 +341,30 @@ impl SessionStore {
         }
     }
 
-    /// The write of a lock holder: no read, the token says the encoding.
-    /// Refused, it is done all the same when the item shows this token's
-    /// write with these very data (the SDK's retry, or the client's after a
-    /// 503, of a write that landed).
+    /// The write of a lock holder: no read, the token says the encoding,
+    /// conditional on the item binding the lock to that encoding. A token
+    /// whose encoding is not the bound one (edited by a client) writes again
+    /// in the bound one. Refused, it is done all the same when the item
+    /// shows this token's write with these very data (the SDK's retry, or
+    /// the client's after a 503, of a write that landed).
     async fn write_through(&self, id: &SessionId, data: Data, token: &LockToken) -> Result<Session, SessionError> {
-        let stored = token.encoding().encode(&self.config, &data)?;
         let now = Now::sample();
         let write_id = token.write_id();
-        match self.write_data(id, stored.clone(), token.held(), write_id, now, Retries::BySdk).await? {
-            Ok(session) => Ok(session),
-            Err(Some(old)) if conditions::written_by(&old, write_id) && old.data == stored => {
-                self.session(id, &old, None)
+        let mut token = token.clone();
+        loop {
+            let stored = token.encoding().encode(&self.config, &data)?;
+            let guard = token.held_in_its_encoding();
+            match self.write_data(id, stored.clone(), guard, write_id, now, Retries::BySdk).await? {
+                Ok(session) => return Ok(session),
+                Err(Some(old)) if conditions::written_by(&old, write_id) && old.data == stored => {
+                    return self.session(id, &old, None)
+                }
+                Err(Some(old)) if old.is_live(now) => match token.bound_encoding(&old) {
+                    Some(bound) if bound != token.encoding() => token = token.with_encoding(bound),
+                    _ => return Err(SessionError::LockLost),
+                },
+                Err(_) => return Err(SessionError::NotFound),
             }
-            Err(Some(old)) if old.is_live(now) => Err(SessionError::LockLost),
-            Err(_) => Err(SessionError::NotFound),
         }
     }
 

@@ -1124,3 +1124,40 @@ async fn an_abandoned_lease_of_ours_ends_for_php_at_our_sweep() {
 async fn an_abandoned_lease_of_ours_ends_for_php_at_our_next_read() {
     an_abandoned_lease_of_ours_ends_for_php(LeaseEnder::OurNextRead).await;
 }
+
+// ---------------------------------------------------------------------------
+// 12. The encoding letters in a lock token are the client's copy; the item
+//     binds the lock to the session's stored encoding (issue 21, item 2). A
+//     token edited from PHP's format to JSON still writes PHP's format, so
+//     PHP reads the data back instead of deleting the session.
+
+async fn an_edited_token_writes_in_the_stored_format(configured_format: &'static str) {
+    let mut env = locking("1");
+    env.push(("DATA_FORMAT", configured_format));
+    let app = app_from_env(&env).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!([["user.name", "jeremy"]]));
+    let token = get(&app, &sid).await.lock_token.expect("a locking read returns its token");
+    assert!(token.ends_with(".pS"), "the token names the stored format, PHP's");
+    let edited = format!("{}jS", &token[..token.len() - 2]);
+
+    let written = put(&app, &sid, &json!({"user.name": "jeremy", "n": 5}), Some(&edited)).await;
+    assert_eq!(written.status, 200, "{}", written.body);
+    let after = raw(&app, &sid).await.unwrap();
+    assert_eq!(stored_data(&after), r#"user.name|s:6:"jeremy";n|i:5;"#, "the write kept PHP's format");
+    assert_eq!(php_lock(&after), None, "the write released the lock");
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    assert_clean(run.step("start"));
+    assert_eq!(session(run.step("start")), json!({"user.name": "jeremy", "n": 5}), "PHP reads the write back");
+}
+
+#[tokio::test]
+async fn an_edited_token_writes_in_the_stored_format_configured_php() {
+    an_edited_token_writes_in_the_stored_format("php").await;
+}
+
+#[tokio::test]
+async fn an_edited_token_writes_in_the_stored_format_configured_json() {
+    // The lock is bound to PHP's format after it is taken (one more write).
+    an_edited_token_writes_in_the_stored_format("json").await;
+}
