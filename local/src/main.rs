@@ -112,9 +112,11 @@ Kinds (VALUE is a probability in [0, 1] unless said):
   reset        the TCP connection reset, no answer
   after-500    the request applied, then HTTP 500 instead of its answer
   after-reset  the request applied, then the connection reset
+  late         no answer; the request applied :after=DURATION (default 2s) later, then the connection reset
 
 Qualifiers: op=UpdateItem|PutItem (only these operations), table=NAME|NAME,
-times=N (at most N faults), p=P (latency: its probability), for=DURATION (stall).
+times=N (at most N faults), p=P (latency: its probability), for=DURATION (stall),
+after=DURATION (late).
 Durations take ms, s or m.
 
 Example: --faults \"500=0.05,throttle=0.1:op=UpdateItem,latency=5ms..20ms,seed=7\""

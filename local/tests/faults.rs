@@ -172,9 +172,9 @@ async fn idempotent_load_and_lock_takes_the_lock_without_waiting_for_itself() {
     // The lock in the table is the one the token holds: no orphan.
     let header = locked.lock_token.as_ref().unwrap().as_header_value();
     let mut parts = header.split('.');
-    let (marker, lease) = (parts.next().unwrap(), parts.next().unwrap());
+    let (marker, lease, encoding) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     let raw = fixtures::raw_item(&direct(&store), s.id.as_str()).await.unwrap();
-    assert_eq!(raw["lock_token"].as_s().unwrap(), marker);
+    assert_eq!(raw["lock_token"].as_s().unwrap(), &format!("{marker}.{encoding}"), "the marker, bound to the encoding");
     assert_eq!(number(&raw, "lock").unwrap().to_string(), lease);
     store.replace(&s.id, fixtures::data(json!({"n": 2})), &with_token(&locked)).await.unwrap();
     let raw = fixtures::raw_item(&direct(&store), s.id.as_str()).await.unwrap();
@@ -270,6 +270,26 @@ async fn idempotent_regenerate() {
     assert_eq!(store.load(&fresh.id).await.unwrap().data, s.data);
     assert!(matches!(store.load(&s.id).await, Err(SessionError::NotFound)));
     assert_eq!(fixtures::count_items(&direct(&store)).await, 1);
+}
+
+/// A regenerate whose commit lands after its only attempt timed out (issue
+/// 21, item 4): it sends the same transaction again, with the same
+/// `ClientRequestToken`, until it knows the outcome, so the client learns the
+/// new id (before, it answered 503 and the late commit logged the user out).
+#[tokio::test]
+async fn a_regenerate_whose_commit_lands_late_answers_the_new_id() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let store = store_through(&sim, Config::builder().dynamodb_operation_timeout(Duration::from_millis(500))).await;
+    let s = store.create(fixtures::data(json!({"n": 1}))).await.unwrap();
+    sim.set_faults(faults("late=1:op=TransactWriteItems:times=1:after=1s")).unwrap();
+    let fresh = store.regenerate(&s.id, None).await;
+    assert_eq!(sim.stats().faults_of("late"), 1, "the first attempt's answer never came");
+    let fresh = fresh.expect("the outcome is known: the session lives on under the new id");
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the late commit has reached the table
+    let plain = direct(&store);
+    assert_eq!(plain.load(&fresh.id).await.unwrap().data, s.data);
+    assert!(matches!(plain.load(&s.id).await, Err(SessionError::NotFound)), "the old id is gone");
+    assert_eq!(fixtures::count_items(&plain).await, 1, "one new session, not two");
 }
 
 /// A write's marker is kept among the item's last three, so it recognises
@@ -450,6 +470,24 @@ fn conflicted(canned: &CannedError, store: &SessionStore) -> SessionStore {
     SessionStore::new(fixtures::intercepted(&emulator::client(upstream()), canned.clone()), store.config().clone())
 }
 
+/// A locking read of undecodable data releases the lock it took; when that
+/// release fails too, the answer is still the data's fault (409
+/// `unreadable_data`), not the release's error (issue 21, item 5).
+#[tokio::test]
+async fn a_failed_release_never_hides_why_a_locking_read_failed() {
+    let store = plain_store(locking()).await;
+    fixtures::put_php_item(&store, "undecodableundecodable01", "\u{1}garbage", fixtures::now() + 600, false).await;
+    let id = SessionId::parse("undecodableundecodable01").unwrap();
+    let refused = json!({
+        "__type": "com.amazon.coral.validate#ValidationException",
+        "message": "canned: the release fails"
+    });
+    let canned = CannedError::new("UpdateItem", 2, refused);
+    let read = conflicted(&canned, &store).load_and_lock(&id).await;
+    assert_eq!(canned.seen.load(Ordering::SeqCst), 2, "the lock was taken, and its release failed");
+    assert!(matches!(read, Err(SessionError::UnreadableData { .. })), "{read:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_conflict_is_retried_or_unavailable_never_a_dynamodb_error() {
     let store = plain_store(Config::builder()).await;
@@ -485,9 +523,9 @@ async fn a_transaction_conflict_is_retried_or_unavailable_never_a_dynamodb_error
         let (fresh, calls) = counted(conflicted(&canned, &store).regenerate(&s.id, None)).await;
         let fresh = fresh.expect("a transaction conflict is retried after a pause");
         // (The answered attempt was swapped for DescribeLimits on its way out.)
-        // Then: did that attempt land after all (the new id, by its marker)?
-        // No: read again, written again.
-        assert_eq!(calls, ["GetItem", "DescribeLimits", "GetItem", "GetItem", "TransactWriteItems"]);
+        // A conflict is refused before anything happens: the same transaction
+        // is sent again, with no read in between.
+        assert_eq!(calls, ["GetItem", "DescribeLimits", "TransactWriteItems"]);
         assert_eq!(fresh.data, s.data);
         assert!(matches!(store.load(&s.id).await, Err(SessionError::NotFound)));
         assert_eq!(store.load(&fresh.id).await.unwrap().data, s.data);
@@ -795,6 +833,35 @@ async fn a_scheduled_sweep_backs_off_through_500s_and_releases_its_claim() {
     assert_eq!(stored_count(&plain, &live).await, live.len());
     let saved = checkpoint(&store).await;
     assert!(!saved.contains_key("owner") && !saved.contains_key("lease_until_ms"), "the claim is released: {saved:?}");
+}
+
+/// A delete refused for good in the middle of a batch (issue 21, item 5):
+/// the deletes beside it landed, and the failed run's report, logged for the
+/// operator, counts them (before, the counting stopped at the failure).
+#[tokio::test]
+async fn a_sweep_failing_mid_batch_counts_every_delete_that_landed() {
+    let store = plain_store(Config::builder().gc_capacity_share(1.0)).await;
+    // Five expired sessions: one batch at 5 writes a second.
+    let (live, expired) = seed_sessions(&store, 10, 2).await;
+    let denied = json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+        "message": "not authorized to perform: dynamodb:DeleteItem"
+    });
+    let canned = CannedError::new("DeleteItem", 1, denied);
+    let lines = fixtures::logs_of(async {
+        let denying = conflicted(&canned, &store);
+        let result = denying.scheduled_sweep(Instant::now() + Duration::from_secs(60), "run-mid").await;
+        assert!(
+            matches!(&result, Err(SessionError::DynamoDb { code: Some(code), .. }) if code == "AccessDeniedException")
+        );
+    })
+    .await;
+    assert_eq!(stored_count(&store, &expired).await, 1, "the other four deletes of the batch landed");
+    assert_eq!(stored_count(&store, &live).await, live.len());
+    let failed =
+        lines.iter().find(|line| line["fields"]["message"] == "gc sweep failed").expect("the report is logged");
+    assert_eq!(failed["fields"]["deleted"], 4, "{failed}");
+    assert_eq!(failed["fields"]["write_units"], 5.0, "{failed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

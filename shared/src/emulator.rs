@@ -370,6 +370,33 @@ pub mod fixtures {
         }
     }
 
+    /// The JSON log lines `work` writes (on a current-thread runtime, as
+    /// `#[tokio::test]`'s, everything it polls logs here).
+    pub async fn logs_of(work: impl Future<Output = ()>) -> Vec<serde_json::Value> {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Callsites cache whether anyone listens; another test thread may have
+        // cached "no one" while it had no subscriber. Ask again.
+        tracing::callsite::rebuild_interest_cache();
+        work.await;
+        drop(guard);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    }
+
     /// `client` with `interceptor` added.
     pub fn intercepted(client: &Client, interceptor: impl Intercept + 'static) -> Client {
         Client::from_conf(client.config().to_builder().interceptor(interceptor).build())

@@ -449,6 +449,9 @@ impl SessionStore {
             let (batch, rest) = pending.split_at(per_batch.min(pending.len()));
             let results = futures_util::future::join_all(batch.iter().map(|key| self.delete_if_expired(key))).await;
             let mut retry = Vec::new();
+            let mut failure = None;
+            // Every answer of the batch is counted before a failure is handed
+            // on: the deletes beside it landed all the same.
             for (key, result) in batch.iter().zip(results) {
                 let units = match result {
                     Ok(Deleted::Yes(units)) => {
@@ -464,7 +467,7 @@ impl SessionStore {
                         units
                     }
                     Err(err) => {
-                        sweep.back_off(err).await?;
+                        failure.get_or_insert(err);
                         retry.push(key.clone());
                         // A refused request still cost at least a unit.
                         1.0
@@ -472,6 +475,9 @@ impl SessionStore {
                 };
                 sweep.writes.charge(units);
                 sweep.report.write_units += units;
+            }
+            if let Some(err) = failure {
+                sweep.back_off(err).await?;
             }
             if retry.is_empty() {
                 sweep.failures_in_a_row = 0;
@@ -568,6 +574,10 @@ impl SessionStore {
         let (report, outcome) = match store.start_sweep(&options).await {
             Ok(mut sweep) => {
                 let outcome = store.run_sweep(&mut sweep, &options).await;
+                if outcome.is_err() {
+                    // What the failed run did, for the operator.
+                    sweep.report.log("gc sweep failed");
+                }
                 (Some(sweep.report), outcome)
             }
             Err(err) => (None, Err(err)),

@@ -96,7 +96,12 @@ impl Encoding {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Record {
     pub data: Option<StoredData>,
+    /// Epoch seconds, rounded up: `expires > now` holds exactly when the
+    /// stored number's does, fractional or not.
     pub expires: i64,
+    /// The expiry as stored (a number's text), which conditions compare
+    /// with: another writer may store a fraction.
+    pub stored_expires: Option<String>,
     pub version: u64,
     /// The `lock` attribute: 1 for a PHP lock, else the end of our lease (epoch ms).
     pub lock: Option<i64>,
@@ -121,7 +126,8 @@ impl Record {
         Record {
             data,
             // An item without an expiry is not a session this store serves.
-            expires: number(&config.session_lifetime_attribute).map_or(i64::MIN, |v| v as i64),
+            expires: number(&config.session_lifetime_attribute).map_or(i64::MIN, |v| v.ceil() as i64),
+            stored_expires: item.get(&config.session_lifetime_attribute).and_then(|v| v.as_n().ok()).cloned(),
             version: number(VERSION).map_or(0, |v| v as u64),
             lock: number(LOCK).map(|v| v as i64),
             lock_token: text(LOCK_TOKEN),
@@ -221,9 +227,13 @@ pub(crate) mod conditions {
             v => Expr::new("#ver = :read_version").value(":read_version", attr_n(v)),
         }
         .name("#ver", VERSION);
-        let expires = Expr::new(format!("{P_EXP} = :read_expires"))
-            .name(P_EXP, &config.session_lifetime_attribute)
-            .value(":read_expires", attr_n(record.expires));
+        let expires = match &record.stored_expires {
+            None => Expr::new(format!("attribute_not_exists({P_EXP})")),
+            Some(stored) => {
+                Expr::new(format!("{P_EXP} = :read_expires")).value(":read_expires", AttributeValue::N(stored.clone()))
+            }
+        }
+        .name(P_EXP, &config.session_lifetime_attribute);
         let data = match &record.data {
             None => Expr::new(format!("attribute_not_exists({P_DATA})")),
             Some(data) => Expr::new(format!("{P_DATA} = :read_data")).value(":read_data", data.attribute_value()),

@@ -343,6 +343,7 @@ impl SessionStore {
                 record.lock = Some(lease_until_ms);
                 record.lock_token = Some(attempt.stored_value());
                 record.expires = new_expires;
+                record.stored_expires = Some(new_expires.to_string());
                 (record, Some(old_expires))
             }
             // Refused only because the SDK retried our own applied request:
@@ -529,7 +530,15 @@ mod tests {
     }
 
     fn record(lock: Option<i64>, token: Option<&str>, expires: i64) -> Record {
-        Record { data: None, expires, version: 1, lock, lock_token: token.map(str::to_string), write_ids: Vec::new() }
+        Record {
+            data: None,
+            expires,
+            stored_expires: Some(expires.to_string()),
+            version: 1,
+            lock,
+            lock_token: token.map(str::to_string),
+            write_ids: Vec::new(),
+        }
     }
 
     #[test]

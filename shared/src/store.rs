@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -457,21 +458,22 @@ impl SessionStore {
     /// `session_regenerate_id(true)`).
     pub async fn regenerate(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<Session, SessionError> {
         let config = &self.config;
+        // One new id and marker for every attempt: at most one attempt can
+        // put the new item (it must be absent), and the item says it landed.
+        let new_id = SessionId::generate();
         let write_id = random_marker();
         let mut wait = LockWait::new(config);
-        // The new session of the last refused attempt, which may have landed.
-        let mut attempted: Option<Session> = None;
+        let mut sent = false;
         loop {
-            // A transaction that landed, but whose answer was lost and whose
-            // retry was refused, shows as our new item carrying our marker (so
-            // this holds where a server ignores the idempotency token).
-            if let Some(session) = attempted.take() {
-                if self.landed(&session, &write_id).await? {
-                    return Ok(session);
-                }
-            }
             let now = Now::sample();
-            let record = self.fetch_live(id, true, now).await?;
+            let record = match self.fetch_live(id, true, now).await {
+                Ok(record) => record,
+                // Gone: perhaps because an attempt of ours landed.
+                Err(SessionError::NotFound) if sent => {
+                    return self.regenerated(&new_id, &write_id).await?.ok_or(SessionError::NotFound)
+                }
+                Err(err) => return Err(err),
+            };
             let allowed = match WriteAccess::of(config, &record, lock_token, now) {
                 WriteAccess::Allowed(guard) => guard,
                 WriteAccess::LockLost => return Err(SessionError::LockLost),
@@ -482,12 +484,16 @@ impl SessionStore {
             };
             // Refuse undecodable data before anything changes.
             let data = record.decode_data(config)?;
-            let new_id = SessionId::generate();
             let expires = self.new_expiry(now);
             let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
             item.insert(WRITE_IDS[0].into(), attr_s(&write_id));
-            let session =
-                Session { id: new_id, data, expires, etag: Record::decode(config, &item).etag(), lock_token: None };
+            let session = Session {
+                id: new_id.clone(),
+                data,
+                expires,
+                etag: Record::decode(config, &item).etag(),
+                lock_token: None,
+            };
             let put = Put::builder()
                 .table_name(&config.table_name)
                 .set_item(Some(item))
@@ -500,56 +506,84 @@ impl SessionStore {
                 .condition(conditions::live(config, now).and(allowed))
                 .build()
                 .expect("table, key and condition are set");
-            let result = self
+            let transaction = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put).build())
                 .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(session),
+                .client_request_token(random_marker());
+            sent = true;
+            match self.commit(transaction, &mut wait).await {
+                Commit::Done => return Ok(session),
+                // A condition failed: the old session changed, expired or was
+                // locked since our read, or an earlier send landed. Look again.
+                Commit::Refused => wait.pause(None, SessionError::Conflict).await?,
+                Commit::Failed { error, maybe_landed: false } => return Err(error),
+                Commit::Failed { error, maybe_landed: true } => {
+                    return match self.regenerated(&new_id, &write_id).await {
+                        Ok(Some(session)) => Ok(session),
+                        _ => Err(error),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends a transaction until its outcome is known: after a conflict, a
+    /// timeout or a server error it is sent again as it is, with the same
+    /// `ClientRequestToken` (DynamoDB answers a resend of a transaction that
+    /// landed with success, for 10 minutes, and one still in progress with
+    /// TransactionInProgress), until `wait`'s deadline.
+    async fn commit(&self, transaction: TransactWriteItemsFluentBuilder, wait: &mut LockWait) -> Commit {
+        let mut maybe_landed = false;
+        loop {
+            let err = match transaction.clone().send().await {
+                Ok(_) => return Commit::Done,
                 Err(err) => err,
             };
-            let reasons = match err.as_service_error() {
+            let error = match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons().to_vec()
+                    match SessionError::from_cancellation("TransactWriteItems", cancelled.cancellation_reasons()) {
+                        Some(error) => error,
+                        None => return Commit::Refused,
+                    }
                 }
-                _ => match SessionError::dynamo("TransactWriteItems", err) {
-                    busy if busy.is_transaction_conflict() => {
-                        attempted = Some(session);
-                        wait.pause(None, busy).await?;
-                        continue;
-                    }
-                    // Timed out or failed after the SDK's retries: it may have
-                    // landed all the same, and then the session lives on under
-                    // the new id, which the caller must learn.
-                    other if other.is_transient() => {
-                        return match self.landed(&session, &write_id).await {
-                            Ok(true) => Ok(session),
-                            _ => Err(other),
-                        };
-                    }
-                    other => return Err(other),
-                },
+                _ => SessionError::dynamo("TransactWriteItems", err),
             };
-            attempted = Some(session);
-            match SessionError::from_cancellation("TransactWriteItems", &reasons) {
-                Some(busy) if busy.is_transaction_conflict() => wait.pause(None, busy).await?,
-                Some(other) => return Err(other),
-                // A condition failed: the old session changed, expired or was
-                // locked since our read (or our own attempt landed). Look again.
-                None => wait.pause(None, SessionError::Conflict).await?,
+            // Throttling and conflicts are refusals before anything happened;
+            // a timeout or a 5xx may have landed.
+            let unknown = error.is_transient() && !error.is_throttled() && !error.is_transaction_conflict();
+            maybe_landed |= unknown;
+            let resend = unknown || error.is_transaction_conflict();
+            if !resend {
+                return Commit::Failed { error, maybe_landed };
             }
+            if let Err(error) = wait.pause(None, error).await {
+                return Commit::Failed { error, maybe_landed };
+            }
+        }
+    }
+
+    /// The session regenerated as `new_id`, if a transaction marked
+    /// `write_id` put it.
+    async fn regenerated(&self, new_id: &SessionId, write_id: &str) -> Result<Option<Session>, SessionError> {
+        match self.fetch(new_id, true).await? {
+            Some(record) if conditions::written_by(&record, write_id) => Ok(Some(self.session(new_id, &record, None)?)),
+            _ => Ok(None),
         }
     }
 }
 
-impl SessionStore {
-    /// Whether a new session written with the marker `write_id` is there.
-    async fn landed(&self, session: &Session, write_id: &str) -> Result<bool, SessionError> {
-        Ok(self.fetch(&session.id, true).await?.is_some_and(|new| conditions::written_by(&new, write_id)))
-    }
+/// How a transaction sent until its outcome is known ended.
+enum Commit {
+    Done,
+    /// A condition failed (which an earlier send's landing can cause too).
+    Refused,
+    Failed {
+        error: SessionError,
+        /// An earlier send timed out or met a server error: it may have landed.
+        maybe_landed: bool,
+    },
 }
 
 /// RFC 7396 JSON merge patch of an object, keeping the order of the keys

@@ -359,6 +359,47 @@ async fn php_written_items_read_and_write() {
     assert_eq!(raw_item(&store, sid).await.unwrap(), before);
 }
 
+/// Another writer stored a fractional `expires` (issue 21, item 5): writes
+/// without a token compare it as stored, so they land at once (before, the
+/// condition compared the truncated number and every write retried to 503).
+#[tokio::test]
+async fn a_fractional_expiry_is_read_and_written_as_stored() {
+    let store = store(Config::builder().max_lock_wait_time(Duration::from_millis(500))).await;
+    let sid = "fractionalexpiresfractional01";
+    let key = store.config().item_key(sid);
+    let fractional = format!("{}.5", now() + 600);
+    put_raw(
+        &store,
+        [
+            ("id".to_string(), AttributeValue::S(key)),
+            ("data".to_string(), AttributeValue::S(r#"{"n":1}"#.into())),
+            ("expires".to_string(), AttributeValue::N(fractional)),
+        ]
+        .into(),
+    )
+    .await;
+    let id = SessionId::parse(sid).unwrap();
+    let (patched, calls) = counted(store.patch(&id, &data(json!({"n": 2})), &WriteOptions::default())).await;
+    assert_eq!(patched.expect("the patch lands").data, data(json!({"n": 2})));
+    assert_eq!(calls, ["GetItem", "UpdateItem"], "one read, one write: no retries");
+    let replaced = store.replace(&id, data(json!({"n": 3})), &WriteOptions::default()).await.unwrap();
+    assert_eq!(replaced.data, data(json!({"n": 3})));
+
+    // Live exactly while the stored number is in the future, as PHP reads
+    // it: `x.5` within second `x` (tried again if the second ended meanwhile).
+    for attempt in 1.. {
+        let second = now();
+        let mut item = raw_item(&store, sid).await.unwrap();
+        item.insert("expires".into(), AttributeValue::N(format!("{second}.5")));
+        put_raw(&store, item).await;
+        let loaded = store.load(&id).await;
+        if now() == second || attempt == 3 {
+            assert_eq!(loaded.expect("x.5 is after x").data, data(json!({"n": 3})));
+            break;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Ids and keys
 // ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request
 use axum::http::header::{CONTENT_TYPE, IF_MATCH};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use dynamodb_sessions::{Data, LockToken, SessionError, SessionId, WriteOptions};
+use dynamodb_sessions::{Data, LockToken, Session, SessionError, SessionId, WriteOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -102,17 +102,36 @@ impl FromRequest<ApiState> for JsonObject {
 
 /// A write's preconditions: `If-Match`, the lock token, and the API's write policy.
 #[derive(Debug)]
-pub struct Preconditions(pub WriteOptions);
+pub struct Preconditions {
+    /// What the store checks.
+    pub options: WriteOptions,
+    /// `If-Match: *`: the write needs a current session, or it is 412.
+    if_match_any: bool,
+}
+
+impl Preconditions {
+    /// The write's outcome under `If-Match: *` (RFC 9110: false when there
+    /// is no current representation), a session that is gone is 412, not 404.
+    pub fn judge(&self, outcome: Result<Session, SessionError>) -> Result<Session, SessionError> {
+        match outcome {
+            Err(SessionError::NotFound) if self.if_match_any => Err(SessionError::PreconditionFailed),
+            other => other,
+        }
+    }
+}
 
 impl FromRequestParts<ApiState> for Preconditions {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        Ok(Preconditions(WriteOptions {
-            if_match: if_match(&parts.headers)?,
-            lock_token: lock_token(&parts.headers)?,
-            policy: state.write_policy().clone(),
-        }))
+        let (if_match, if_match_any) = match if_match(&parts.headers)? {
+            IfMatch::Absent => (None, false),
+            IfMatch::Any => (None, true),
+            IfMatch::Tag(tag) => (Some(tag), false),
+        };
+        let options =
+            WriteOptions { if_match, lock_token: lock_token(&parts.headers)?, policy: state.write_policy().clone() };
+        Ok(Preconditions { options, if_match_any })
     }
 }
 
@@ -151,17 +170,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadOptions {
     }
 }
 
-/// `If-Match: "<etag>"` (or `W/"<etag>"`, or `*` for any data). An entity
-/// tag this API gives out is 24 hex digits; anything else can never match.
-fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IF_MATCH) else { return Ok(None) };
+/// An `If-Match` header.
+#[derive(Debug, PartialEq)]
+enum IfMatch {
+    Absent,
+    /// `*`: any data, as long as the session exists.
+    Any,
+    /// `"<etag>"`.
+    Tag(String),
+}
+
+/// `If-Match: "<etag>"` or `*`. An entity tag this API gives out is 24 hex
+/// digits; anything else can never match (412), nor can a weak tag (`W/`):
+/// `If-Match` compares strongly (RFC 9110).
+fn if_match(headers: &HeaderMap) -> Result<IfMatch, ApiError> {
+    let Some(value) = headers.get(IF_MATCH) else { return Ok(IfMatch::Absent) };
     let raw = value.to_str().unwrap_or("").trim();
     if raw == "*" {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     }
-    let tag = raw.trim_start_matches("W/").trim_matches('"');
+    let tag = raw.trim_matches('"');
     let well_formed = tag.len() == 24 && tag.bytes().all(|b| b.is_ascii_hexdigit());
-    well_formed.then(|| Some(tag.to_ascii_lowercase())).ok_or(ApiError::InvalidIfMatch)
+    well_formed.then(|| IfMatch::Tag(tag.to_ascii_lowercase())).ok_or(ApiError::InvalidIfMatch)
 }
 
 fn lock_token(headers: &HeaderMap) -> Result<Option<LockToken>, ApiError> {
@@ -184,18 +214,19 @@ mod tests {
     #[test]
     fn if_match_forms() {
         let mut headers = HeaderMap::new();
-        assert_eq!(if_match(&headers).unwrap(), None);
+        assert_eq!(if_match(&headers).unwrap(), IfMatch::Absent);
         let tag = "0123456789abcdef01234567";
         for (raw, expected) in [
-            (format!("\"{tag}\""), Some(tag.to_string())),
-            (format!("W/\"{tag}\""), Some(tag.to_string())),
-            (tag.to_uppercase(), Some(tag.to_string())),
-            ("*".to_string(), None),
+            (format!("\"{tag}\""), IfMatch::Tag(tag.to_string())),
+            (tag.to_uppercase(), IfMatch::Tag(tag.to_string())),
+            ("*".to_string(), IfMatch::Any),
         ] {
             headers.insert(IF_MATCH, HeaderValue::from_str(&raw).unwrap());
             assert_eq!(if_match(&headers).unwrap(), expected, "{raw}");
         }
-        headers.insert(IF_MATCH, HeaderValue::from_static("\"abc\""));
-        assert!(matches!(if_match(&headers), Err(ApiError::InvalidIfMatch)));
+        for never_matches in ["\"abc\"".to_string(), format!("W/\"{tag}\"")] {
+            headers.insert(IF_MATCH, HeaderValue::from_str(&never_matches).unwrap());
+            assert!(matches!(if_match(&headers), Err(ApiError::InvalidIfMatch)), "{never_matches}");
+        }
     }
 }

@@ -147,22 +147,22 @@ async fn read(
 async fn replace(
     State(api): State<ApiState>,
     addressed: Addressed,
-    Preconditions(options): Preconditions,
+    preconditions: Preconditions,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (id, data) = (addressed.id()?, body.required()?);
-    written(api.store().replace(&id, data, &options).await)
+    written(preconditions.judge(api.store().replace(&id, data, &preconditions.options).await))
 }
 
 /// PATCH: a JSON merge patch (RFC 7396) of the data.
 async fn patch(
     State(api): State<ApiState>,
     addressed: Addressed,
-    Preconditions(options): Preconditions,
+    preconditions: Preconditions,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (id, patch) = (addressed.id()?, body.required()?);
-    written(api.store().patch(&id, &patch, &options).await)
+    written(preconditions.judge(api.store().patch(&id, &patch, &preconditions.options).await))
 }
 
 /// DELETE: destroys the session (idempotent) and expires the cookie.

@@ -8,6 +8,7 @@ use common::*;
 use cookie::time::OffsetDateTime;
 use cookie::{Cookie, SameSite};
 use dynamodb_sessions::calls::counted;
+use dynamodb_sessions::emulator::fixtures::logs_of;
 use dynamodb_sessions::{Config, LockingStrategy};
 use serde_json::{json, Value};
 use session_api::{AutomaticGc, HttpSettings};
@@ -56,6 +57,12 @@ async fn a_session_lives_and_dies_through_the_api() {
     assert_ne!(replaced.header("etag"), Some(etag.as_str()));
     let again = app.call("PUT", &path, &[JSON, ("if-match", &etag)], Some("{}")).await;
     assert_eq!(again.status, 412, "the old entity tag no longer matches");
+    // If-Match compares strongly (RFC 9110): a weak tag never matches.
+    let current = replaced.header("etag").unwrap().to_string();
+    let weak = app.call("PUT", &path, &[JSON, ("if-match", &format!("W/{current}"))], Some("{}")).await;
+    assert_eq!((weak.status.as_u16(), weak.code().as_str()), (412, "precondition_failed"));
+    let any = app.call("PUT", &path, &[JSON, ("if-match", "*")], Some(r#"{"a":1}"#)).await;
+    assert_eq!(any.status, 200, "`*` matches any data of a live session");
 
     let merge_patch = ("content-type", "application/merge-patch+json");
     let patched = app.call("PATCH", &path, &[merge_patch], Some(r#"{"a":null,"b":2}"#)).await;
@@ -69,6 +76,9 @@ async fn a_session_lives_and_dies_through_the_api() {
     assert_eq!(app.call("DELETE", &path, &[], None).await.status, 204, "idempotent");
     assert_eq!(app.call("GET", &path, &[], None).await.status, 404);
     assert_eq!(app.call("PUT", &path, &[JSON], Some("{}")).await.status, 404, "never recreated");
+    // `If-Match: *` holds only while the session exists (RFC 9110).
+    let any = app.call("PUT", &path, &[JSON, ("if-match", "*")], Some("{}")).await;
+    assert_eq!((any.status.as_u16(), any.code().as_str()), (412, "precondition_failed"));
 }
 
 #[tokio::test]
@@ -397,33 +407,6 @@ async fn both_payload_versions_route_whatever_the_stage() {
     let mut with_query = http_api_event("GET", &format!("/prod/sessions/{id}"), "prod", Value::Null, false);
     with_query["rawQueryString"] = json!("read_and_close=1");
     assert_eq!(app.invoke(with_query).await["statusCode"], 200);
-}
-
-/// The JSON log lines `work` writes.
-async fn logs_of(work: impl std::future::Future<Output = ()>) -> Vec<Value> {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
-    // The test's runtime has one thread: everything it polls logs here.
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Callsites cache whether anyone listens; another test thread may have
-    // cached "no one" while it had no subscriber. Ask again.
-    tracing::callsite::rebuild_interest_cache();
-    work.await;
-    drop(guard);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
 #[tokio::test]

@@ -16,10 +16,12 @@
 //! | `reset` | probability | the TCP connection reset, no answer; not applied |
 //! | `after-500` | probability | the request applied upstream, then HTTP 500 instead of its answer |
 //! | `after-reset` | probability | the request applied upstream, then the connection reset |
+//! | `late` | probability | no answer; the request applied upstream `:after=` (default 2s) later, past the client's timeout (not metered), then the connection reset |
 //!
 //! Qualifiers: `op=UpdateItem|PutItem` (only these operations), `table=a|b`
 //! (only requests naming these tables), `times=N` (at most N times), `p=P`
-//! (latency: the probability), `for=DURATION` (stall: how long). Durations take
+//! (latency: the probability), `for=DURATION` (stall: how long), `after=DURATION`
+//! (late: when the request lands). Durations take
 //! `ms`, `s` or `m`. Example: `500=0.05,throttle=0.1:op=UpdateItem,latency=20ms,seed=7`.
 
 use std::fmt;
@@ -33,6 +35,8 @@ use super::SpecError;
 
 /// How long a stall holds a request unless told otherwise.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(60);
+/// When a late request lands unless told otherwise.
+pub const DEFAULT_LATE: Duration = Duration::from_secs(2);
 
 /// What a fault does to the request it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,13 @@ pub enum FaultKind {
     InternalServerErrorAfterApplied,
     /// The request applied upstream, its answer discarded, then the connection reset.
     ResetAfterApplied,
+    /// No answer: the request is applied upstream `after` this long, whatever
+    /// the client did meanwhile (a commit that lands after the client's
+    /// timeout), then the connection reset.
+    AppliedLate {
+        /// When the request is applied.
+        after: Duration,
+    },
 }
 
 impl FaultKind {
@@ -78,6 +89,7 @@ impl FaultKind {
             FaultKind::Reset => "reset",
             FaultKind::InternalServerErrorAfterApplied => "after-500",
             FaultKind::ResetAfterApplied => "after-reset",
+            FaultKind::AppliedLate { .. } => "late",
         }
     }
 }
@@ -237,9 +249,10 @@ impl FromStr for FaultConfig {
                         "reset" => FaultKind::Reset,
                         "after-500" => FaultKind::InternalServerErrorAfterApplied,
                         "after-reset" => FaultKind::ResetAfterApplied,
+                        "late" => FaultKind::AppliedLate { after: DEFAULT_LATE },
                         other => {
                             return Err(SpecError::new(format!(
-                                "`{other}`: unknown fault (500, 503, throttle, ptee, latency, stall, reset, after-500, after-reset, seed)"
+                                "`{other}`: unknown fault (500, 503, throttle, ptee, latency, stall, reset, after-500, after-reset, late, seed)"
                             )))
                         }
                     };
@@ -263,6 +276,7 @@ impl FromStr for FaultConfig {
                     }
                     ("p", FaultKind::Latency { .. }) => probability = parse_probability(value, "p")?,
                     ("for", FaultKind::Stall { hold }) => *hold = parse_duration(value)?,
+                    ("after", FaultKind::AppliedLate { after }) => *after = parse_duration(value)?,
                     (other, _) => {
                         return Err(SpecError::new(format!("`{other}` in `{item}`: not a qualifier of {kind}")))
                     }
@@ -293,6 +307,9 @@ impl fmt::Display for FaultConfig {
             }
             if let FaultKind::Stall { hold } = rule.kind {
                 write!(f, ":for={}", format_duration(hold))?;
+            }
+            if let FaultKind::AppliedLate { after } = rule.kind {
+                write!(f, ":after={}", format_duration(after))?;
             }
             if !rule.operations.is_empty() {
                 write!(f, ":op={}", rule.operations.join("|"))?;
@@ -375,10 +392,10 @@ mod tests {
     fn the_text_form_parses_every_kind_and_qualifier_and_prints_back() {
         let text =
             "500=0.05,503=0.01,throttle=0.1:op=UpdateItem|PutItem,ptee=0.2:table=sessions,latency=10ms..50ms:p=0.5,\
-                    stall=0.01:for=2s,reset=0.02:times=3,after-500=0.1,after-reset=1,seed=7";
+                    stall=0.01:for=2s,reset=0.02:times=3,after-500=0.1,after-reset=1,late=1:after=1500ms,seed=7";
         let config: FaultConfig = text.parse().unwrap();
         assert_eq!(config.seed, 7);
-        assert_eq!(config.rules.len(), 9);
+        assert_eq!(config.rules.len(), 10);
         assert_eq!(config.rules[2].operations, vec!["UpdateItem", "PutItem"]);
         assert_eq!(config.rules[3].tables, vec!["sessions"]);
         assert_eq!(
@@ -388,6 +405,7 @@ mod tests {
         assert_eq!(config.rules[5].kind, FaultKind::Stall { hold: Duration::from_secs(2) });
         assert_eq!(config.rules[6].times, Some(3));
         assert_eq!(config.rules[8].kind, FaultKind::ResetAfterApplied);
+        assert_eq!(config.rules[9].kind, FaultKind::AppliedLate { after: Duration::from_millis(1500) });
         let printed = config.to_string();
         assert_eq!(printed.parse::<FaultConfig>().unwrap(), config, "{printed}");
         let fixed: FaultConfig = "latency=20ms".parse().unwrap();

@@ -30,7 +30,7 @@ use super::{FaultKind, Shared, SimulatorError};
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 
 /// The DynamoDB endpoint requests are forwarded to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
     base: Uri,
@@ -277,6 +277,22 @@ impl Exchange<'_> {
                 FaultKind::Stall { hold } => {
                     self.shared.count_fault(fault.name(), &tables);
                     tokio::time::sleep(hold).await;
+                    return Outcome::Reset;
+                }
+                FaultKind::AppliedLate { after } => {
+                    self.shared.count_fault(fault.name(), &tables);
+                    // Detached from this connection: the client gives up first.
+                    let (upstream, method, headers) =
+                        (self.upstream.clone(), self.parts.method.clone(), self.parts.headers.clone());
+                    let path = self.parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+                    let body = Bytes::from(serde_json::to_vec(&self.json).expect("JSON serializes"));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        if let Err(err) = upstream.send(&method, &path, &headers, body).await {
+                            tracing::warn!(error = %err, "simulator: a late request did not reach the upstream");
+                        }
+                    });
+                    tokio::time::sleep(after + Duration::from_millis(100)).await;
                     return Outcome::Reset;
                 }
                 _ => None,

@@ -15,6 +15,9 @@ use super::{float, MAX_DEPTH};
 
 /// The smallest array element: `i:0;N;`. Counts beyond remaining / this are refused.
 const MIN_ELEMENT_LEN: usize = 6;
+/// Room reserved ahead for an array's entries: a declared count is only a
+/// claim, and nested arrays each claiming the whole input would multiply it.
+const RESERVED_ENTRIES: usize = 16;
 
 /// An item being read, for error messages.
 #[derive(Clone, Copy)]
@@ -73,8 +76,8 @@ impl<'a> Parser<'a> {
         let count = self.count(item)?;
         self.expect(b':', "`:`", item)?;
         self.expect(b'{', "`{`", item)?;
-        let mut variables = Vec::with_capacity(count);
-        let mut seen = HashSet::with_capacity(count);
+        let mut variables = Vec::with_capacity(count.min(RESERVED_ENTRIES));
+        let mut seen = HashSet::with_capacity(count.min(RESERVED_ENTRIES));
         for _ in 0..count {
             let key_start = self.pos;
             let key = self.key(item, false)?;
@@ -236,8 +239,8 @@ impl<'a> Parser<'a> {
         if depth > MAX_DEPTH {
             return Err(CodecError::TooDeep { at: Position::Byte(item.start) });
         }
-        let mut entries = Vec::with_capacity(count);
-        let mut seen = HashSet::with_capacity(count);
+        let mut entries = Vec::with_capacity(count.min(RESERVED_ENTRIES));
+        let mut seen = HashSet::with_capacity(count.min(RESERVED_ENTRIES));
         for _ in 0..count {
             let key_start = self.pos;
             let key = self.key(item, object)?;
