@@ -48,6 +48,10 @@ enum Command {
         /// Seconds between GC sweeps.
         #[arg(long, env = "GC_INTERVAL", default_value_t = 60)]
         gc_interval: u64,
+        /// Seconds a request may take, as the API function's timeout on
+        /// Lambda (template.yaml): its work ends a second earlier, with 503.
+        #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 20.0)]
+        request_timeout: f64,
         #[command(flatten)]
         simulate: SimulateArgs,
     },
@@ -115,7 +119,7 @@ Kinds (VALUE is a probability in [0, 1] unless said):
   late         no answer; the request applied :after=DURATION (default 2s) later, then the connection reset
 
 Qualifiers: op=UpdateItem|PutItem (only these operations), table=NAME|NAME,
-times=N (at most N faults), p=P (latency: its probability), for=DURATION (stall),
+times=N (at most N faults), skip=N (the first N requests pass), p=P (latency: its probability), for=DURATION (stall),
 after=DURATION (late).
 Durations take ms, s or m.
 
@@ -169,7 +173,11 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval, simulate } => {
+        Command::Serve { port, host, dynamodb_port, dynamodb_host, gc_interval, request_timeout, simulate } => {
+            let request_timeout = Duration::try_from_secs_f64(request_timeout)
+                .ok()
+                .filter(|limit| (Duration::from_secs(2)..=Duration::from_secs(900)).contains(limit))
+                .ok_or_else(|| format!("REQUEST_TIMEOUT: {request_timeout} is not 2 to 900 seconds"))?;
             let settings = HttpSettings::from_env().map_err(|e| e.to_string())?;
             let dynamodb_addr = SocketAddr::new(dynamodb_host, dynamodb_port);
             let simulation = simulate.config(dynamodb_addr);
@@ -212,8 +220,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 async move { sweeper.continuously_delete_expired(Duration::from_secs(gc_interval.max(1))).await },
             );
             // A long-lived server: automatic GC steps run after the response.
-            let state =
-                ApiState::new(store, settings).map_err(|e| e.to_string())?.with_automatic_gc(AutomaticGc::Spawned);
+            let state = ApiState::new(store, settings)
+                .map_err(|e| e.to_string())?
+                .with_automatic_gc(AutomaticGc::Spawned)
+                .with_request_time_limit(request_timeout);
             let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
                 .await
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;

@@ -737,6 +737,46 @@ async fn a_session_life_cycle_under_resets_and_500s_ends_right_and_unlocked() {
     assert!(failures.is_empty(), "life cycles that did not end right: {failures:#?}");
 }
 
+/// Requests whose DynamoDB calls stall past their time budget (issue 21,
+/// item 3). Each call may take 8 s (the SDK's timeout); the request has 3 s,
+/// as a Lambda function's timeout would give it, its work ending a second
+/// before. It answers 503 with `Retry-After` when its budget ends, instead of
+/// running on until the front kills it; a lock it took is released first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_whose_calls_stall_answer_503_within_their_budget_and_leave_no_lock() {
+    let slow_calls = [("DYNAMODB_OPERATION_TIMEOUT", "8"), ("DYNAMODB_ATTEMPT_TIMEOUT", "8")];
+    let config = config(&[&slow_calls[..], &[("LOCKING_STRATEGY", "pessimistic")]].concat());
+    let sdk_timeout = Duration::from_secs(8);
+    let service = Service::start_limited(config, SimulatorConfig::default(), Duration::from_secs(3)).await;
+
+    // A PHP-format session under DATA_FORMAT=json: a locking read takes the
+    // lock, then binds it to PHP's format (a second UpdateItem), which stalls.
+    let sid = SessionId::generate().to_string();
+    fixtures::put_php_item(&service.direct, &sid, "n|i:1;", fixtures::now() + 600, false).await;
+    service.simulator.set_faults("stall=1:op=UpdateItem:skip=1:times=1:for=20s".parse().unwrap()).unwrap();
+    let started = Instant::now();
+    let read = service.call(&HttpRequest::new("GET", format!("/sessions/{sid}"))).await;
+    let took = started.elapsed();
+    assert!(read.is_retryable_unavailable(), "{read}");
+    assert!(took < sdk_timeout, "the budget ended the request, not the SDK's timeout: {took:?}");
+    let item = service.items().await.remove(&service.direct.config().item_key(&sid)).expect("the session");
+    assert!(!item.contains_key("lock") && !item.contains_key("lock_token"), "the lock taken was released: {item:?}");
+
+    // A write whose every UpdateItem stalls: without the budget it would try
+    // again until MAX_LOCK_WAIT_TIME, 8 s a try.
+    service.simulator.set_faults("stall=1:op=UpdateItem:for=20s".parse().unwrap()).unwrap();
+    let patch = HttpRequest::new("PATCH", format!("/sessions/{sid}")).json(&json!({ "m": 2 }));
+    let started = Instant::now();
+    let patched = service.call(&patch).await;
+    let took = started.elapsed();
+    assert!(patched.is_retryable_unavailable(), "{patched}");
+    assert!(took < sdk_timeout, "the budget ended the request, not the SDK's timeout: {took:?}");
+
+    service.simulator.set_faults(FaultConfig::default()).unwrap();
+    let read = service.call(&HttpRequest::new("GET", format!("/sessions/{sid}"))).await;
+    assert_eq!((read.status, data_of(&read)), (200, json!({ "n": 1 })), "nothing changed, nothing locked: {read}");
+}
+
 /// A client that retries a write-through after a 503 whose write had in fact
 /// landed (its answer lost three times over) is told it landed, not that its
 /// lock is lost.

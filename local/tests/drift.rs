@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use dynamodb_sessions::Config;
 use serde_yaml::Value;
@@ -177,4 +178,37 @@ fn a_short_lifetime_alone_starts_with_the_templates_defaults() {
     env.remove("AWS_ENDPOINT_URL_DYNAMODB");
     let config = Config::from_lookup(|name| env.get(name).cloned()).expect("a 2 s lifetime starts");
     assert!(config.touch_interval < config.session_lifetime);
+}
+
+/// Every API request ends before the function's timeout (issue 21, item 3).
+/// The longest path a request can take, summed from the options: a lock
+/// wait of `MAX_LOCK_WAIT_TIME`, then up to three calls of
+/// `DYNAMODB_OPERATION_TIMEOUT` each (the read, the write and the look at
+/// whether it landed; or the lock, its binding and its release). At the
+/// template's defaults that fits the function's timeout less the second held
+/// back; past them, each request's time budget (the invocation's deadline
+/// less that second) cuts the waits and calls, and only a release after a
+/// failure runs on, within its grace.
+#[test]
+fn the_worst_case_of_a_request_fits_the_api_functions_timeout() {
+    let template = template();
+    let function_timeout = Duration::from_secs_f64(
+        scalar(&template["Resources"]["SessionApiFunction"]["Properties"]["Timeout"]).parse().unwrap(),
+    );
+    let parameter = |name: &str, field: &str| -> Duration {
+        Duration::from_secs_f64(scalar(&template["Parameters"][name][field]).parse().unwrap())
+    };
+    let worst_case = |wait: Duration, call: Duration| wait + 3 * call;
+    let budget = function_timeout - session_api::layer::HELD_BACK;
+
+    let at_defaults =
+        worst_case(parameter("MaxLockWaitTime", "Default"), parameter("DynamoDbOperationTimeout", "Default"));
+    assert!(at_defaults <= budget, "defaults: {at_defaults:?} of a {budget:?} budget: the budget would cut them");
+    let defaults = Config::default();
+    assert_eq!(worst_case(defaults.max_lock_wait_time, defaults.dynamodb_operation_timeout), at_defaults);
+
+    let at_maxima =
+        worst_case(parameter("MaxLockWaitTime", "MaxValue"), parameter("DynamoDbOperationTimeout", "MaxValue"));
+    let bounded = at_maxima.min(budget) + dynamodb_sessions::budget::CLEANUP_GRACE;
+    assert!(bounded < function_timeout, "at the maxima ({at_maxima:?}), cut by the budget: {bounded:?}");
 }

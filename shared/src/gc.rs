@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::types::{
 use rand::Rng;
 use serde::Serialize;
 
+use crate::budget::{self, InBudget};
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithExpressions, WithUpdate};
 use crate::item::{conditions, Now, Record, LOCK, LOCK_TOKEN, P_EXP, P_KEY};
@@ -268,6 +269,7 @@ impl SessionStore {
             .describe_table()
             .table_name(&config.table_name)
             .send()
+            .in_budget()
             .await
             .map_err(|e| SessionError::dynamo("DescribeTable", e))?;
         let table = table.table();
@@ -350,7 +352,7 @@ impl SessionStore {
             if let Some((segment, total)) = options.segment {
                 scan = scan.segment(segment).total_segments(total);
             }
-            let page = match scan.send().await.map_err(|e| SessionError::dynamo("Scan", e)) {
+            let page = match scan.send().in_budget().await.map_err(|e| SessionError::dynamo("Scan", e)) {
                 Ok(page) => page,
                 Err(err) => match sweep.back_off(err).await {
                     Ok(()) => continue,
@@ -509,6 +511,7 @@ impl SessionStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .in_budget()
             .await;
         match result {
             Ok(out) => Ok(Deleted::Yes(units(out.consumed_capacity.as_ref()))),
@@ -538,7 +541,7 @@ impl SessionStore {
             return None;
         }
         let options = SweepOptions {
-            deadline: Some(Instant::now() + AUTOMATIC_GC_BUDGET),
+            deadline: Some(budget::clip(Instant::now() + AUTOMATIC_GC_BUDGET)),
             segment: Some((segment, AUTOMATIC_GC_SEGMENTS)),
             ..Default::default()
         };
@@ -624,6 +627,7 @@ impl SessionStore {
             )
             .return_values(ReturnValue::AllNew)
             .send()
+            .in_budget()
             .await;
         match claim {
             Ok(out) => {
@@ -665,6 +669,7 @@ impl SessionStore {
             .update(update)
             .condition(Expr::new("#owner = :run").name("#owner", "owner").value(":run", attr_s(run_id)))
             .send()
+            .in_budget()
             .await;
         if let Err(e) = released {
             tracing::warn!(error = %SessionError::dynamo("UpdateItem", e), "gc checkpoint not saved");

@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod calls;
 mod client;
 pub mod codec;

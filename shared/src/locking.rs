@@ -28,6 +28,7 @@ use aws_sdk_dynamodb::types::{
 };
 use rand::Rng;
 
+use crate::budget::{self, InBudget};
 use crate::codec::DataFormat;
 use crate::config::{Config, DataAttributeType};
 use crate::error::SessionError;
@@ -258,7 +259,8 @@ impl LockWait {
     pub fn new(config: &Config) -> LockWait {
         let (min, max) = (config.min_lock_retry.as_micros() as u64, config.max_lock_retry.as_micros() as u64);
         let first = Duration::from_micros(rand::rng().random_range(min..=max));
-        LockWait { deadline: Instant::now() + config.max_lock_wait_time, next_pause: first }
+        // Never past the request's time budget either.
+        LockWait { deadline: budget::clip(Instant::now() + config.max_lock_wait_time), next_pause: first }
     }
 
     /// Sleeps before the next look at a lock seen in `record` (woken early
@@ -325,6 +327,7 @@ impl SessionStore {
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .in_budget()
             .await;
         let outcome = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await {
             Ok(outcome) => outcome,
@@ -398,6 +401,7 @@ impl SessionStore {
             .condition(conditions::live(config, now).and(attempt.held()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .in_budget()
             .await;
         match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
             Ok(()) => Ok(Ok(bound)),
@@ -464,6 +468,7 @@ impl SessionStore {
             .condition(same_lease)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .in_budget()
             .await;
         match result {
             Ok(out) => Ok(out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(1.0)),
@@ -475,7 +480,7 @@ impl SessionStore {
     /// Releases what a failed attempt may have taken, logging (never
     /// answering with) a failed release: the caller answers the first error.
     async fn release_after_error(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) {
-        if let Err(release) = self.release(id, token, expires).await {
+        if let Err(release) = budget::cleanup(self.release(id, token, expires)).await {
             tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
         }
     }
@@ -497,6 +502,7 @@ impl SessionStore {
             .condition(conditions::live(config, now).and(token.held()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .in_budget()
             .await;
         match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
             Ok(()) => Ok(()),

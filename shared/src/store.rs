@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
+use crate::budget::InBudget;
 use crate::codec::{Data, DataFormat};
 use crate::config::Config;
 use crate::error::SessionError;
@@ -167,6 +168,7 @@ impl SessionStore {
             .key(&self.config.hash_key, self.key(id))
             .consistent_read(consistent)
             .send()
+            .in_budget()
             .await
             .map_err(|e| SessionError::dynamo("GetItem", e))?;
         Ok(out.item.map(|item| Record::decode(&self.config, &item)))
@@ -198,6 +200,7 @@ impl SessionStore {
             .condition(conditions::absent(&self.config))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
+            .in_budget()
             .await;
         match self.refused_or("PutItem", &id, result).await? {
             Ok(_) => {}
@@ -240,8 +243,13 @@ impl SessionStore {
         let later = Expr::new(format!("{P_EXP} < :new_expires"))
             .name(P_EXP, &self.config.session_lifetime_attribute)
             .value(":new_expires", attr_n(expires));
-        let result =
-            self.update_item(id).update(update).condition(conditions::live(&self.config, now).and(later)).send().await;
+        let result = self
+            .update_item(id)
+            .update(update)
+            .condition(conditions::live(&self.config, now).and(later))
+            .send()
+            .in_budget()
+            .await;
         match result {
             Ok(_) => Some(expires),
             Err(e) => {
@@ -411,10 +419,10 @@ impl SessionStore {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let result = match retries {
-            Retries::BySdk => request.send().await,
+            Retries::BySdk => request.send().in_budget().await,
             Retries::ByCaller => {
                 let no_retries = aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled());
-                request.customize().config_override(no_retries).send().await
+                request.customize().config_override(no_retries).send().in_budget().await
             }
         };
         match self.refused_or("UpdateItem", id, result.map(|out| out.attributes.unwrap_or_default())).await? {
@@ -444,6 +452,7 @@ impl SessionStore {
                 .condition(dead.or(allowed))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
+                .in_budget()
                 .await;
             match self.refused_or("DeleteItem", id, result).await? {
                 Ok(_) | Err(None) => return Ok(()),
@@ -537,7 +546,7 @@ impl SessionStore {
     async fn commit(&self, transaction: TransactWriteItemsFluentBuilder, wait: &mut LockWait) -> Commit {
         let mut maybe_landed = false;
         loop {
-            let err = match transaction.clone().send().await {
+            let err = match transaction.clone().send().in_budget().await {
                 Ok(_) => return Commit::Done,
                 Err(err) => err,
             };

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use crate::budget::InBudget;
 use crate::error::{BoxError, SessionError};
 use crate::store::SessionStore;
 
@@ -77,6 +78,7 @@ impl SessionStore {
                     .expect("name and type are set"),
             )
             .send()
+            .in_budget()
             .await;
         let outcome = match created {
             Ok(_) => TableCreation::Created,
@@ -98,6 +100,7 @@ impl SessionStore {
             .describe_time_to_live()
             .table_name(&config.table_name)
             .send()
+            .in_budget()
             .await
             .map_err(|e| SessionError::dynamo("DescribeTimeToLive", e))?;
         let ttl = described.time_to_live_description();
@@ -118,6 +121,7 @@ impl SessionStore {
             .table_name(&config.table_name)
             .time_to_live_specification(spec)
             .send()
+            .in_budget()
             .await
             .map_err(|e| SessionError::dynamo("UpdateTimeToLive", e))?;
         Ok(())

@@ -8,6 +8,8 @@
 //! - behind it, the routes see the event's own path: `lambda_http` puts
 //!   `/{stage}` in front of the URI's path, which no route has.
 
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
 use axum::Router;
 use base64::Engine;
 use lambda_http::http::uri::{PathAndQuery, Uri};
@@ -17,7 +19,7 @@ use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent, Request, RequestExt};
 
-use crate::layer::{RequestId, UndecodableBody};
+use crate::layer::{RequestDeadline, RequestId, UndecodableBody};
 
 /// Marks a request whose body was dropped by [`mark_invalid_base64`]; only
 /// this front sets it (a client's own is removed).
@@ -83,10 +85,20 @@ fn prepare(mut request: Request) -> Request {
     if let Some(id) = invocation.filter(|id| !id.is_empty()) {
         request.extensions_mut().insert(RequestId(id));
     }
+    // The invocation's deadline (epoch ms; 0 when invoked by hand, as in tests).
+    let deadline_ms = request.lambda_context_ref().map_or(0, |context| context.deadline);
+    if deadline_ms > 0 {
+        let left = Duration::from_millis(deadline_ms.saturating_sub(epoch_millis()));
+        request.extensions_mut().insert(RequestDeadline(Instant::now() + left));
+    }
     if request.headers_mut().remove(INVALID_BASE64_HEADER).is_some() {
         request.extensions_mut().insert(UndecodableBody);
     }
     request
+}
+
+fn epoch_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
 /// The event's path without the stage: a REST API event's `path` never has

@@ -3,7 +3,7 @@
 //! automatic GC after a successful response, timed as the front chooses.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CACHE_CONTROL;
@@ -11,7 +11,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::calls::counted;
-use dynamodb_sessions::{SessionId, SessionStore};
+use dynamodb_sessions::{budget, SessionId, SessionStore};
 
 use crate::error::ApiError;
 use crate::routes::ApiState;
@@ -24,6 +24,17 @@ tokio::task_local! {
 /// sets the invocation's; without one, a random one is made.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// When the request must be answered by, set by a front that knows (the
+/// Lambda invocation's deadline). Without one, the state's request time
+/// limit applies, from the request's arrival.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDeadline(pub Instant);
+
+/// Time held back from a request's deadline: the budget its work gets ends
+/// this much earlier, so the answer (and a release after a failure) is out
+/// before the front gives up on it.
+pub const HELD_BACK: Duration = Duration::from_secs(1);
 
 /// Set by a front on a request whose body it could not decode (API Gateway
 /// flagged it base64 and it is not): the request is refused with 400.
@@ -64,6 +75,10 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     // The route's template, never the path: a path holds a session id.
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
     let undecodable = request.extensions().get::<UndecodableBody>().is_some();
+    let deadline = match request.extensions().get::<RequestDeadline>() {
+        Some(RequestDeadline(deadline)) => Some(*deadline),
+        None => api.request_time_limit().map(|limit| started + limit),
+    };
     let work = async move {
         if undecodable {
             ApiError::InvalidBase64.into_response()
@@ -71,7 +86,11 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
             next.run(request).await
         }
     };
-    let (mut response, calls) = with_request_id(&request_id, counted(work)).await;
+    let work = with_request_id(&request_id, counted(work));
+    let (mut response, calls) = match deadline {
+        Some(deadline) => budget::within(deadline.checked_sub(HELD_BACK).unwrap_or(started), work).await,
+        None => work.await,
+    };
     // Responses carry session data, lock tokens and cookies: no cache may keep one.
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     tracing::info!(
@@ -85,7 +104,11 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     );
     if response.status().is_success() {
         match api.automatic_gc() {
-            AutomaticGc::BeforeReturning => automatic_gc(api.store().clone()).await,
+            // Within what is left of the request's budget.
+            AutomaticGc::BeforeReturning => match deadline {
+                Some(deadline) => budget::within(deadline - HELD_BACK, automatic_gc(api.store().clone())).await,
+                None => automatic_gc(api.store().clone()).await,
+            },
             AutomaticGc::Spawned => drop(tokio::spawn(automatic_gc(api.store().clone()))),
         }
     }

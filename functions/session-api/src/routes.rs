@@ -3,6 +3,7 @@
 //! a request came from (API Gateway, either payload version, or a socket).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{ETAG, LOCATION, SET_COOKIE};
@@ -31,6 +32,7 @@ struct Shared {
     cookie: SessionCookie,
     policy: WritePolicy,
     automatic_gc: AutomaticGc,
+    request_time_limit: Option<Duration>,
 }
 
 impl ApiState {
@@ -40,12 +42,24 @@ impl ApiState {
         settings.validate()?;
         let policy = settings.write_policy();
         let cookie = SessionCookie::new(&store.config().session_name, settings);
-        Ok(ApiState(Arc::new(Shared { store, cookie, policy, automatic_gc: AutomaticGc::default() })))
+        let shared = Shared { store, cookie, policy, automatic_gc: AutomaticGc::default(), request_time_limit: None };
+        Ok(ApiState(Arc::new(shared)))
     }
 
     /// The same state, with automatic GC run `when`.
     pub fn with_automatic_gc(self, when: AutomaticGc) -> ApiState {
         ApiState(Arc::new(Shared { automatic_gc: when, ..Arc::unwrap_or_clone(self.0) }))
+    }
+
+    /// The same state, each request without a deadline of its own (one not
+    /// served on Lambda) answered within `limit` of its arrival.
+    pub fn with_request_time_limit(self, limit: Duration) -> ApiState {
+        ApiState(Arc::new(Shared { request_time_limit: Some(limit), ..Arc::unwrap_or_clone(self.0) }))
+    }
+
+    /// How long a request without a deadline of its own may take, if bounded.
+    pub fn request_time_limit(&self) -> Option<Duration> {
+        self.0.request_time_limit
     }
 
     /// The session store.

@@ -19,7 +19,8 @@
 //! | `late` | probability | no answer; the request applied upstream `:after=` (default 2s) later, past the client's timeout (not metered), then the connection reset |
 //!
 //! Qualifiers: `op=UpdateItem|PutItem` (only these operations), `table=a|b`
-//! (only requests naming these tables), `times=N` (at most N times), `p=P`
+//! (only requests naming these tables), `times=N` (at most N times), `skip=N`
+//! (the first N requests it applies to pass), `p=P`
 //! (latency: the probability), `for=DURATION` (stall: how long), `after=DURATION`
 //! (late: when the request lands). Durations take
 //! `ms`, `s` or `m`. Example: `500=0.05,throttle=0.1:op=UpdateItem,latency=20ms,seed=7`.
@@ -107,12 +108,14 @@ pub struct FaultRule {
     pub tables: Vec<String>,
     /// At most this many hits.
     pub times: Option<u64>,
+    /// The first this many requests it applies to pass untouched.
+    pub skip: u64,
 }
 
 impl FaultRule {
     /// `kind` hitting any request with `probability`.
     pub fn new(kind: FaultKind, probability: f64) -> Self {
-        Self { kind, probability, operations: Vec::new(), tables: Vec::new(), times: None }
+        Self { kind, probability, operations: Vec::new(), tables: Vec::new(), times: None, skip: 0 }
     }
 
     /// Only requests of these operations.
@@ -130,6 +133,13 @@ impl FaultRule {
     /// At most `n` hits.
     pub fn times(mut self, n: u64) -> Self {
         self.times = Some(n);
+        self
+    }
+
+    /// The first `n` requests it applies to pass untouched (the `n + 1`th
+    /// is the first it may hit).
+    pub fn skip(mut self, n: u64) -> Self {
+        self.skip = n;
         self
     }
 
@@ -268,6 +278,12 @@ impl FromStr for FaultConfig {
                 match (key.trim(), &mut fault) {
                     ("op", _) => rule.operations = list(),
                     ("table", _) => rule.tables = list(),
+                    ("skip", _) => {
+                        rule.skip = value
+                            .trim()
+                            .parse()
+                            .map_err(|_| SpecError::new(format!("skip={value}: not a whole number")))?
+                    }
                     ("times", _) => {
                         rule.times =
                             Some(value.trim().parse().map_err(|_| {
@@ -320,6 +336,9 @@ impl fmt::Display for FaultConfig {
             if let Some(times) = rule.times {
                 write!(f, ":times={times}")?;
             }
+            if rule.skip > 0 {
+                write!(f, ":skip={}", rule.skip)?;
+            }
             f.write_str(",")?;
         }
         write!(f, "seed={}", self.seed)
@@ -340,14 +359,16 @@ pub(crate) struct Decision {
 pub(crate) struct FaultPlan {
     config: FaultConfig,
     hits: Vec<u64>,
+    /// Requests each rule applied to.
+    seen: Vec<u64>,
     rng: StdRng,
 }
 
 impl FaultPlan {
     pub(crate) fn new(config: FaultConfig) -> Self {
-        let hits = vec![0; config.rules.len()];
+        let (hits, seen) = (vec![0; config.rules.len()], vec![0; config.rules.len()]);
         let rng = StdRng::seed_from_u64(config.seed);
-        Self { config, hits, rng }
+        Self { config, hits, seen, rng }
     }
 
     pub(crate) fn config(&self) -> &FaultConfig {
@@ -358,13 +379,14 @@ impl FaultPlan {
     /// an earlier one hit), so each rule sees the same draws run after run.
     pub(crate) fn decide(&mut self, operation: &str, tables: &[String]) -> Decision {
         let mut decision = Decision::default();
-        for (rule, hits) in self.config.rules.iter().zip(self.hits.iter_mut()) {
+        for ((rule, hits), seen) in self.config.rules.iter().zip(self.hits.iter_mut()).zip(self.seen.iter_mut()) {
             if !rule.applies(operation, tables) {
                 continue;
             }
+            *seen += 1;
             let hit = self.rng.random::<f64>() < rule.probability;
             let spent = rule.times.is_some_and(|times| *hits >= times);
-            if !hit || spent {
+            if !hit || spent || *seen <= rule.skip {
                 continue;
             }
             match rule.kind {
@@ -392,7 +414,7 @@ mod tests {
     fn the_text_form_parses_every_kind_and_qualifier_and_prints_back() {
         let text =
             "500=0.05,503=0.01,throttle=0.1:op=UpdateItem|PutItem,ptee=0.2:table=sessions,latency=10ms..50ms:p=0.5,\
-                    stall=0.01:for=2s,reset=0.02:times=3,after-500=0.1,after-reset=1,late=1:after=1500ms,seed=7";
+                    stall=0.01:for=2s,reset=0.02:times=3,after-500=0.1,after-reset=1,late=1:after=1500ms:skip=2,seed=7";
         let config: FaultConfig = text.parse().unwrap();
         assert_eq!(config.seed, 7);
         assert_eq!(config.rules.len(), 10);
@@ -406,6 +428,7 @@ mod tests {
         assert_eq!(config.rules[6].times, Some(3));
         assert_eq!(config.rules[8].kind, FaultKind::ResetAfterApplied);
         assert_eq!(config.rules[9].kind, FaultKind::AppliedLate { after: Duration::from_millis(1500) });
+        assert_eq!(config.rules[9].skip, 2);
         let printed = config.to_string();
         assert_eq!(printed.parse::<FaultConfig>().unwrap(), config, "{printed}");
         let fixed: FaultConfig = "latency=20ms".parse().unwrap();

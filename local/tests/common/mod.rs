@@ -45,6 +45,9 @@ pub fn config(vars: &[(&str, &str)]) -> Config {
     .expect("a valid test config")
 }
 
+/// `sessions serve`'s default request timeout (the API function's on Lambda).
+pub const SERVE_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The service, serving.
 pub struct Service {
     /// The simulator between the service and the emulator.
@@ -66,6 +69,11 @@ impl Service {
     /// does (automatic GC after the response). The scheduled sweep of
     /// `sessions serve` is not started: tests run their sweeps themselves.
     pub async fn start(config: Config, simulation: SimulatorConfig) -> Service {
+        Service::start_limited(config, simulation, SERVE_REQUEST_TIMEOUT).await
+    }
+
+    /// `start`, with requests answered within `request_timeout`.
+    pub async fn start_limited(config: Config, simulation: SimulatorConfig, request_timeout: Duration) -> Service {
         let simulator = Simulator::start(upstream(), simulation).await.expect("the simulator starts");
         let direct_client = emulator::client(upstream());
         let direct = SessionStore::new(direct_client.clone(), config.clone());
@@ -73,7 +81,8 @@ impl Service {
         store.create_table(TableCapacity::Provisioned { read: 5, write: 5 }).await.expect("the table");
         let state = ApiState::new(store.clone(), HttpSettings::default())
             .expect("default HTTP settings")
-            .with_automatic_gc(AutomaticGc::Spawned);
+            .with_automatic_gc(AutomaticGc::Spawned)
+            .with_request_time_limit(request_timeout);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a port");
         let addr = listener.local_addr().expect("a bound port");
         tokio::spawn(async move { axum::serve(listener, router(state)).await });
