@@ -150,4 +150,16 @@ mod tests {
         assert_eq!(without_stage("/sessions", "prod"), "/sessions");
         assert_eq!(without_stage("/sessions/sessions", "sessions"), "/sessions");
     }
+
+    #[test]
+    fn the_invocations_deadline_becomes_the_requests() {
+        let mut context = Context::default();
+        context.deadline = epoch_millis() + 5_000;
+        let prepared = prepare(Request::default().with_lambda_context(context));
+        let RequestDeadline(deadline) = *prepared.extensions().get::<RequestDeadline>().expect("a deadline");
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(3) && left <= Duration::from_secs(5), "{left:?}");
+        let by_hand = prepare(Request::default().with_lambda_context(Context::default()));
+        assert!(by_hand.extensions().get::<RequestDeadline>().is_none(), "an invocation by hand has no deadline");
+    }
 }

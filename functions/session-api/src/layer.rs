@@ -75,10 +75,12 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     // The route's template, never the path: a path holds a session id.
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
     let undecodable = request.extensions().get::<UndecodableBody>().is_some();
-    let deadline = match request.extensions().get::<RequestDeadline>() {
+    // The end of the request's budget: its deadline, less what is held back.
+    let budget_end = match request.extensions().get::<RequestDeadline>() {
         Some(RequestDeadline(deadline)) => Some(*deadline),
         None => api.request_time_limit().map(|limit| started + limit),
-    };
+    }
+    .map(|deadline| deadline.checked_sub(HELD_BACK).unwrap_or(started));
     let work = async move {
         if undecodable {
             ApiError::InvalidBase64.into_response()
@@ -87,8 +89,8 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         }
     };
     let work = with_request_id(&request_id, counted(work));
-    let (mut response, calls) = match deadline {
-        Some(deadline) => budget::within(deadline.checked_sub(HELD_BACK).unwrap_or(started), work).await,
+    let (mut response, calls) = match budget_end {
+        Some(end) => budget::within(end, work).await,
         None => work.await,
     };
     // Responses carry session data, lock tokens and cookies: no cache may keep one.
@@ -105,8 +107,8 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     if response.status().is_success() {
         match api.automatic_gc() {
             // Within what is left of the request's budget.
-            AutomaticGc::BeforeReturning => match deadline {
-                Some(deadline) => budget::within(deadline - HELD_BACK, automatic_gc(api.store().clone())).await,
+            AutomaticGc::BeforeReturning => match budget_end {
+                Some(end) => budget::within(end, automatic_gc(api.store().clone())).await,
                 None => automatic_gc(api.store().clone()).await,
             },
             AutomaticGc::Spawned => drop(tokio::spawn(automatic_gc(api.store().clone()))),
