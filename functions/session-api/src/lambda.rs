@@ -85,10 +85,13 @@ fn prepare(mut request: Request) -> Request {
     if let Some(id) = invocation.filter(|id| !id.is_empty()) {
         request.extensions_mut().insert(RequestId(id));
     }
-    // The invocation's deadline (epoch ms; 0 when invoked by hand, as in tests).
+    // The invocation's deadline, epoch ms. One already past is no deadline:
+    // 0 when invoked by hand (as in tests), a duration from some emulators
+    // (`cargo lambda watch` sends 600000).
     let deadline_ms = request.lambda_context_ref().map_or(0, |context| context.deadline);
-    if deadline_ms > 0 {
-        let left = Duration::from_millis(deadline_ms.saturating_sub(epoch_millis()));
+    let now_ms = epoch_millis();
+    if deadline_ms > now_ms {
+        let left = Duration::from_millis(deadline_ms - now_ms);
         request.extensions_mut().insert(RequestDeadline(Instant::now() + left));
     }
     if request.headers_mut().remove(INVALID_BASE64_HEADER).is_some() {
@@ -159,7 +162,11 @@ mod tests {
         let RequestDeadline(deadline) = *prepared.extensions().get::<RequestDeadline>().expect("a deadline");
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(3) && left <= Duration::from_secs(5), "{left:?}");
-        let by_hand = prepare(Request::default().with_lambda_context(Context::default()));
-        assert!(by_hand.extensions().get::<RequestDeadline>().is_none(), "an invocation by hand has no deadline");
+        for not_a_deadline in [0, 600_000] {
+            let mut context = Context::default();
+            context.deadline = not_a_deadline;
+            let prepared = prepare(Request::default().with_lambda_context(context));
+            assert!(prepared.extensions().get::<RequestDeadline>().is_none(), "{not_a_deadline} is no deadline");
+        }
     }
 }
