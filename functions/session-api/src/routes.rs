@@ -40,6 +40,7 @@ impl ApiState {
     /// settings built by hand) and automatic GC [`AutomaticGc::BeforeReturning`].
     pub fn new(store: SessionStore, settings: HttpSettings) -> Result<ApiState, ConfigError> {
         settings.validate()?;
+        settings.check_cookie_name(&store.config().session_name)?;
         let policy = settings.write_policy();
         let cookie = SessionCookie::new(&store.config().session_name, settings);
         let shared = Shared { store, cookie, policy, automatic_gc: AutomaticGc::default(), request_time_limit: None };

@@ -79,6 +79,24 @@ impl HttpSettings {
         WritePolicy { allowed_classes: self.php_allowed_classes.clone(), protected_keys: self.protected_keys.clone() }
     }
 
+    /// The browser's rules for a cookie name's prefix (RFC 6265bis): a
+    /// `__Secure-` cookie needs Secure; a `__Host-` one also Path `/` and no
+    /// Domain, so no sibling domain can set or shadow it (session fixation).
+    /// A browser drops a prefixed cookie that breaks them: refused here.
+    pub fn check_cookie_name(&self, session_name: &str) -> Result<(), ConfigError> {
+        let host = session_name.starts_with("__Host-");
+        if (host || session_name.starts_with("__Secure-")) && !self.cookie_secure {
+            return Err(ConfigError::new("COOKIE_SECURE", "false", format!("a {session_name} cookie must be Secure")));
+        }
+        if host && self.cookie_path != "/" {
+            return Err(ConfigError::new("COOKIE_PATH", &self.cookie_path, "a __Host- cookie's path must be /"));
+        }
+        if let (true, Some(domain)) = (host, &self.cookie_domain) {
+            return Err(ConfigError::new("COOKIE_DOMAIN", domain, "a __Host- cookie has no Domain"));
+        }
+        Ok(())
+    }
+
     fn check_relations(&self) -> Result<(), ConfigError> {
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
             return Err(ConfigError::new(
@@ -99,6 +117,23 @@ mod tests {
     fn from(pairs: &[(&str, &str)]) -> Result<HttpSettings, ConfigError> {
         let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         HttpSettings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn a_prefixed_cookie_name_follows_the_browsers_rules() {
+        let defaults = from(&[]).unwrap();
+        defaults.check_cookie_name("__Host-PHPSESSID").expect("Secure, Path /, no Domain: the defaults");
+        defaults.check_cookie_name("__Secure-PHPSESSID").unwrap();
+        for (pairs, name, variable) in [
+            (&[("COOKIE_SECURE", "false")][..], "__Secure-PHPSESSID", "COOKIE_SECURE"),
+            (&[("COOKIE_SECURE", "false")][..], "__Host-PHPSESSID", "COOKIE_SECURE"),
+            (&[("COOKIE_PATH", "/app")][..], "__Host-PHPSESSID", "COOKIE_PATH"),
+            (&[("COOKIE_DOMAIN", "example.com")][..], "__Host-PHPSESSID", "COOKIE_DOMAIN"),
+        ] {
+            let err = from(pairs).unwrap().check_cookie_name(name).expect_err(name);
+            assert_eq!(err.variable, variable, "{pairs:?}");
+        }
+        from(&[("COOKIE_PATH", "/app")]).unwrap().check_cookie_name("PHPSESSID").expect("no prefix, no rule");
     }
 
     #[test]
