@@ -177,7 +177,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let request_timeout = Duration::try_from_secs_f64(request_timeout)
                 .ok()
                 .filter(|limit| (Duration::from_secs(2)..=Duration::from_secs(900)).contains(limit))
-                .ok_or_else(|| format!("REQUEST_TIMEOUT: {request_timeout} is not 2 to 900 seconds"))?;
+                .ok_or_else(|| {
+                    format!("--request-timeout (REQUEST_TIMEOUT) {request_timeout}: must be 2 to 900 seconds")
+                })?;
             let settings = HttpSettings::from_env().map_err(|e| e.to_string())?;
             let dynamodb_addr = SocketAddr::new(dynamodb_host, dynamodb_port);
             let simulation = simulate.config(dynamodb_addr);

@@ -4,17 +4,15 @@
 //! Everything compared lives in this repository.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use dynamodb_sessions::Config;
 use serde_yaml::Value;
 use session_api::HttpSettings;
+use template_yaml::{repository_file, scalar, template};
 
-fn repository_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+#[path = "support/template_yaml.rs"]
+mod template_yaml;
 
 /// Every option's variable and default, as the environment writes it.
 fn defaults() -> BTreeMap<&'static str, String> {
@@ -55,19 +53,6 @@ fn the_readme_documents_every_option_with_its_default() {
     let known: BTreeSet<&str> = defaults().keys().copied().chain(OTHER_VARIABLES).collect();
     for variable in table.keys() {
         assert!(known.contains(variable.as_str()), "README documents {variable}, which is no option");
-    }
-}
-
-fn template() -> Value {
-    serde_yaml::from_str(&repository_file("template.yaml")).expect("template.yaml is YAML")
-}
-
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => panic!("not a scalar: {other:?}"),
     }
 }
 

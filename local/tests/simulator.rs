@@ -828,6 +828,7 @@ fn serve_refuses_bad_simulator_flags_naming_the_flag() {
         (&["--faults", "latency=20"][..], "--faults"),
         (&["--capacity", "5/5", "--burst-seconds", "soon"][..], "--burst-seconds"),
         (&["--capacity", "5/5", "--initial-credit", "half"][..], "--initial-credit"),
+        (&["--request-timeout", "1"][..], "--request-timeout"),
     ] {
         let output = serve(args).output().expect("sessions runs");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -9,16 +9,14 @@
 //! and another application's keys.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use dynamodb_sessions::gc::CHECKPOINT_KEY;
 use dynamodb_sessions::{Config, SessionId};
 use serde_yaml::Value;
+use template_yaml::{scalar, template};
 
-fn template() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("YAML")
-}
+#[path = "support/template_yaml.rs"]
+mod template_yaml;
 
 /// A stack's parameter values: the template's defaults, with `overrides`.
 fn parameters(template: &Value, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -33,15 +31,6 @@ fn parameters(template: &Value, overrides: &[(&str, &str)]) -> BTreeMap<String, 
         values.insert(name.to_string(), value.to_string());
     }
     values
-}
-
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => panic!("not a scalar: {other:?}"),
-    }
 }
 
 /// Evaluates the intrinsic functions the template's conditions and policies

@@ -140,12 +140,18 @@ impl LockToken {
     /// The condition that the item holds this token's lock, bound to this
     /// token's encoding: a write-through encodes with it.
     pub(crate) fn held_in_its_encoding(&self) -> Expr {
-        Expr::new(format!("{P_LOCK} = :lease AND {P_TOKEN} = :token"))
-            .name(P_LOCK, LOCK)
-            .name(P_TOKEN, LOCK_TOKEN)
-            .value(":lease", attr_n(self.lease_until_ms))
-            .value(":token", attr_s(self.stored_value()))
+        exactly_this_lock(self.lease_until_ms, &self.stored_value())
     }
+}
+
+/// The condition that the item holds exactly this lock: this lease and this
+/// whole `lock_token`.
+fn exactly_this_lock(lease_until_ms: i64, lock_token: &str) -> Expr {
+    Expr::new(format!("{P_LOCK} = :lease AND {P_TOKEN} = :token"))
+        .name(P_LOCK, LOCK)
+        .name(P_TOKEN, LOCK_TOKEN)
+        .value(":lease", attr_n(lease_until_ms))
+        .value(":token", attr_s(lock_token))
 }
 
 /// An encoding in two letters: the format (`j`son, `p`hp, php_`s`erialize)
@@ -454,18 +460,13 @@ impl SessionStore {
             return Ok(0.0);
         };
         let update = bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}")));
-        let same_lease = Expr::new(format!("{P_LOCK} = :seen_lease AND {P_TOKEN} = :seen_token"))
-            .name(P_LOCK, LOCK)
-            .name(P_TOKEN, LOCK_TOKEN)
-            .value(":seen_lease", attr_n(lease))
-            .value(":seen_token", attr_s(token));
         let result = self
             .client()
             .update_item()
             .table_name(&config.table_name)
             .key(&config.hash_key, key)
             .update(update)
-            .condition(same_lease)
+            .condition(exactly_this_lock(lease, token))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .in_budget()
