@@ -1,12 +1,14 @@
 //! The stack's exposure, read from template.yaml (issue 22): API Gateway
 //! throttles every route, the API function's concurrency can be reserved,
-//! and each role reaches only its own items, whatever `SessionName` is.
+//! the data routes take the authorizer `ApiAuthorizer` names while the
+//! cookie routes stay open, and each role reaches only its own items,
+//! whatever `SessionName` is.
 //!
-//! The IAM conditions are CloudFormation expressions (`!If`, `!Join`,
-//! `!Split`, `!Ref`): they are evaluated here for each parameter value, as
-//! CloudFormation would, and the key patterns they give are matched against
-//! the keys the store really writes (`Config::item_key`), the GC checkpoint
-//! and another application's keys.
+//! The routes and the IAM conditions are CloudFormation expressions (`!If`,
+//! `!Join`, `!Split`, `!Ref`, ...): they are evaluated here for each
+//! parameter value, as CloudFormation would. The key patterns they give are
+//! matched against the keys the store really writes (`Config::item_key`),
+//! the GC checkpoint and another application's keys.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,23 @@ impl Stack<'_> {
                 }
             }
             "GetAtt" => Value::String(format!("<{}>", scalar(args))),
+            "Sub" => {
+                let mut text = scalar(args);
+                while let Some(start) = text.find("${") {
+                    let end = start + text[start..].find('}').expect("a closed ${");
+                    let name = &text[start + 2..end];
+                    let value = self.parameters.get(name).cloned().unwrap_or_else(|| format!("<{name}>"));
+                    text.replace_range(start..=end, &value);
+                }
+                Value::String(text)
+            }
+            "Condition" => Value::Bool(self.condition(&scalar(args))),
+            "And" => Value::Bool(args.as_sequence().unwrap().iter().all(|c| self.truth(c))),
+            "Contains" => {
+                let parts = args.as_sequence().unwrap();
+                let wanted = self.eval(&parts[1]);
+                Value::Bool(self.eval(&parts[0]).as_sequence().unwrap().contains(&wanted))
+            }
             "If" => {
                 let branches = args.as_sequence().unwrap();
                 let chosen = if self.condition(&scalar(&branches[0])) { &branches[1] } else { &branches[2] };
@@ -93,6 +112,35 @@ impl Stack<'_> {
 
     fn condition(&self, name: &str) -> bool {
         self.truth(&self.template["Conditions"][name])
+    }
+
+    /// A resource's properties, evaluated; `None` when its condition leaves
+    /// it out of the stack.
+    fn resource(&self, name: &str) -> Option<Value> {
+        let resource = self.template["Resources"].get(name).unwrap_or_else(|| panic!("no resource {name}"));
+        let deployed = resource.get("Condition").is_none_or(|condition| self.condition(&scalar(condition)));
+        deployed.then(|| self.eval(&resource["Properties"]))
+    }
+
+    /// The deployed resources of a type, by name, their properties evaluated.
+    fn resources_of_type(&self, kind: &str) -> BTreeMap<String, Value> {
+        let resources = self.template["Resources"].as_mapping().unwrap();
+        resources
+            .iter()
+            .filter(|(_, resource)| resource["Type"] == *kind)
+            .filter_map(|(name, _)| Some((scalar(name), self.resource(&scalar(name))?)))
+            .collect()
+    }
+
+    /// The rules whose assertions these parameter values break.
+    fn broken_rules(&self) -> Vec<String> {
+        let rules = self.template["Rules"].as_mapping().unwrap();
+        rules
+            .iter()
+            .filter(|(_, rule)| rule.get("RuleCondition").is_none_or(|c| self.truth(c)))
+            .filter(|(_, rule)| !rule["Assertions"].as_sequence().unwrap().iter().all(|a| self.truth(&a["Assert"])))
+            .map(|(name, _)| scalar(name))
+            .collect()
     }
 
     /// The statements of a function's inline policy, evaluated.
@@ -170,8 +218,9 @@ fn each_role_reaches_only_its_own_items_whatever_the_session_name() {
 fn the_api_is_throttled_and_its_concurrency_can_be_reserved() {
     let template = template();
     let defaults = Stack { template: &template, parameters: parameters(&template, &[]) };
-    let api = &template["Resources"]["SessionHttpApi"]["Properties"];
-    let routes = defaults.eval(&api["DefaultRouteSettings"]);
+    let stage = defaults.resource("SessionHttpApiStage").unwrap();
+    assert_eq!(scalar(&stage["StageName"]), "$default");
+    let routes = &stage["DefaultRouteSettings"];
     let rate: f64 = scalar(&routes["ThrottlingRateLimit"]).parse().unwrap();
     let burst: f64 = scalar(&routes["ThrottlingBurstLimit"]).parse().unwrap();
     // A session request costs about one read and at most one write unit:
@@ -190,4 +239,87 @@ fn the_api_is_throttled_and_its_concurrency_can_be_reserved() {
     };
     assert_eq!(reserved(""), Value::String("<AWS::NoValue>".into()), "none reserved by default");
     assert_eq!(reserved("20"), Value::String("20".into()));
+}
+
+/// The routes the API function serves (its router): four data routes, three
+/// cookie routes.
+const DATA_PATHS: [&str; 4] = ["/sessions", "/sessions/{id}", "/sessions/{id}/regenerate", "/sessions/{id}/lock"];
+const COOKIE_PATHS: [&str; 3] = ["/session", "/session/regenerate", "/session/lock"];
+const NO_VALUE: &str = "<AWS::NoValue>";
+
+#[test]
+fn the_data_routes_take_the_authorizer_and_the_cookie_routes_stay_open() {
+    let template = template();
+    for authorizer in ["NONE", "AWS_IAM", "JWT"] {
+        for origins in ["", "https://app.example.com"] {
+            let case = format!("ApiAuthorizer={authorizer} CorsAllowedOrigins={origins:?}");
+            let overrides = [
+                ("ApiAuthorizer", authorizer),
+                ("ApiJwtIssuer", "https://issuer.example.com/pool"),
+                ("ApiJwtAudience", "web,cli"),
+                ("CorsAllowedOrigins", origins),
+            ];
+            let stack = Stack { template: &template, parameters: parameters(&template, &overrides) };
+            assert_eq!(stack.broken_rules(), Vec::<String>::new(), "{case}");
+
+            // Route key → (authorization type, authorizer); every route goes
+            // to the API function.
+            let routes: BTreeMap<String, (String, String)> = stack
+                .resources_of_type("AWS::ApiGatewayV2::Route")
+                .into_values()
+                .map(|route| {
+                    assert_eq!(scalar(&route["Target"]), "integrations/<SessionApiIntegration>", "{case}");
+                    let authorizer_id = route.get("AuthorizerId").map(scalar).unwrap_or(NO_VALUE.into());
+                    (scalar(&route["RouteKey"]), (scalar(&route["AuthorizationType"]), authorizer_id))
+                })
+                .collect();
+            let jwt = if authorizer == "JWT" { "<SessionJwtAuthorizer>" } else { NO_VALUE };
+            let open = ("NONE".to_string(), NO_VALUE.to_string());
+            let mut expected = BTreeMap::new();
+            for path in DATA_PATHS {
+                expected.insert(format!("ANY {path}"), (authorizer.to_string(), jwt.to_string()));
+                // A browser's preflight carries no credentials: with CORS on,
+                // it must not meet the authorizer (the function answers 204).
+                if authorizer != "NONE" && !origins.is_empty() {
+                    expected.insert(format!("OPTIONS {path}"), open.clone());
+                }
+            }
+            for path in COOKIE_PATHS {
+                expected.insert(format!("ANY {path}"), open.clone());
+            }
+            assert_eq!(routes, expected, "{case}");
+
+            let jwt_authorizer = stack.resource("SessionJwtAuthorizer");
+            assert_eq!(jwt_authorizer.is_some(), authorizer == "JWT", "{case}");
+            if let Some(jwt_authorizer) = jwt_authorizer {
+                assert_eq!(scalar(&jwt_authorizer["AuthorizerType"]), "JWT");
+                assert_eq!(jwt_authorizer["IdentitySource"][0], "$request.header.Authorization");
+                let jwt = &jwt_authorizer["JwtConfiguration"];
+                assert_eq!(scalar(&jwt["Issuer"]), "https://issuer.example.com/pool");
+                assert_eq!(jwt["Audience"], serde_yaml::from_str::<Value>("[web, cli]").unwrap());
+            }
+        }
+    }
+
+    // Every route reaches the API function, and only through this API.
+    let stack = Stack { template: &template, parameters: parameters(&template, &[]) };
+    let integration = stack.resource("SessionApiIntegration").unwrap();
+    assert_eq!(
+        (scalar(&integration["IntegrationType"]), scalar(&integration["IntegrationUri"])),
+        ("AWS_PROXY".into(), "<SessionApiFunction.Arn>".into())
+    );
+    assert_eq!(scalar(&integration["PayloadFormatVersion"]), "2.0");
+    let permission = stack.resource("SessionApiInvokePermission").unwrap();
+    assert_eq!(scalar(&permission["FunctionName"]), "<SessionApiFunction>");
+    assert!(scalar(&permission["SourceArn"]).ends_with(":<SessionHttpApi>/*"));
+}
+
+#[test]
+fn a_jwt_authorizer_without_issuer_or_audience_is_refused_at_deploy() {
+    let template = template();
+    for (issuer, audience) in [("", "web"), ("https://issuer.example.com", "")] {
+        let overrides = [("ApiAuthorizer", "JWT"), ("ApiJwtIssuer", issuer), ("ApiJwtAudience", audience)];
+        let stack = Stack { template: &template, parameters: parameters(&template, &overrides) };
+        assert_eq!(stack.broken_rules(), ["JwtAuthorizerNeedsIssuerAndAudience"], "{overrides:?}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CACHE_CONTROL;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::calls::counted;
@@ -104,7 +104,8 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         dynamodb_calls = calls.len(),
         "request"
     );
-    if response.status().is_success() {
+    // A preflight (OPTIONS) touched no session: it starts no GC either.
+    if response.status().is_success() && method != Method::OPTIONS {
         match api.automatic_gc() {
             // Within what is left of the request's budget.
             AutomaticGc::BeforeReturning => match budget_end {

@@ -97,8 +97,9 @@ impl ApiState {
 }
 
 /// The whole API: the seven routes, JSON errors for unknown routes (404)
-/// and methods (405, with `Allow`), the body limit, and the [`layer`](crate::layer)
-/// around every request. Serve it with `axum::serve` or `lambda_http`.
+/// and methods (405, with `Allow`), `OPTIONS` on every route (204, with
+/// `Allow`), the body limit, and the [`layer`](crate::layer) around every
+/// request. Serve it with `axum::serve` or `lambda_http`.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/sessions", post(create))
@@ -108,11 +109,22 @@ pub fn router(state: ApiState) -> Router {
         .route("/session", get(read).post(start).put(replace).patch(patch).delete(destroy))
         .route("/session/regenerate", post(regenerate))
         .route("/session/lock", delete(unlock))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(options_or_not_allowed)
         .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(state.body_limit()))
         .layer(middleware::from_fn_with_state(state.clone(), per_request))
         .with_state(state)
+}
+
+/// A method a route does not serve: 405, except `OPTIONS`, which asks what
+/// it serves (204). When an authorizer guards the data routes, API Gateway
+/// sends a CORS preflight here past it, and a preflight needs a 2xx. Axum
+/// adds `Allow` to both.
+async fn options_or_not_allowed(method: Method) -> Response {
+    match method {
+        Method::OPTIONS => StatusCode::NO_CONTENT.into_response(),
+        _ => ApiError::MethodNotAllowed.into_response(),
+    }
 }
 
 /// POST /sessions: a new session; the body, if any, is its data.

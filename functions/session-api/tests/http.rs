@@ -248,7 +248,6 @@ async fn bad_requests_get_4xx_json_errors_and_cost_no_dynamodb_call() {
         ("POST", "/sessions".into(), vec![JSON], Some(&huge), 413, "too_large"),
         ("POST", path.clone(), vec![], None, 405, "method_not_allowed"),
         ("GET", "/sessions".into(), vec![], None, 405, "method_not_allowed"),
-        ("OPTIONS", "/session".into(), vec![], None, 405, "method_not_allowed"),
         ("GET", "/nowhere".into(), vec![], None, 404, "no_route"),
         ("GET", "/sessions/a/b/c".into(), vec![], None, 404, "no_route"),
         ("DELETE", format!("{path}/lock"), vec![], None, 400, "missing_lock_token"),
@@ -296,6 +295,26 @@ async fn a_wrong_method_is_405_with_allow_and_a_json_body() {
         assert_eq!(response.code(), "method_not_allowed", "{path}");
         assert!(response.json()["error"]["message"].as_str().unwrap().contains("Allow"));
     }
+}
+
+#[tokio::test]
+async fn options_answers_204_with_allow_and_touches_nothing() {
+    // A CORS preflight reaches the function when an authorizer guards the
+    // data routes (template.yaml): it needs a 2xx, and must cost nothing.
+    let app = app(Config::builder()).await;
+    let id = app.call("POST", "/sessions", &[], None).await.json()["id"].as_str().unwrap().to_string();
+    for (path, allow) in [
+        ("/sessions".to_string(), "POST"),
+        (format!("/sessions/{id}"), "GET,HEAD,PUT,PATCH,DELETE"),
+        (format!("/sessions/{id}/lock"), "DELETE"),
+        ("/session".to_string(), "GET,HEAD,POST,PUT,PATCH,DELETE"),
+    ] {
+        let (response, calls) = counted(app.call("OPTIONS", &path, &[], None)).await;
+        assert_eq!(response.status, 204, "{path}");
+        assert_eq!(response.header("allow"), Some(allow), "{path}");
+        assert!(calls.is_empty(), "OPTIONS {path} made calls: {calls:?}");
+    }
+    assert_eq!(app.call("OPTIONS", "/nowhere", &[], None).await.status, 404);
 }
 
 #[tokio::test]
