@@ -12,8 +12,7 @@ use axum::Json;
 use dynamodb_sessions::{Refusal, SessionError};
 use serde_json::json;
 
-use crate::extract::LOCK_TOKEN_HEADER;
-use crate::layer::current_request_id;
+use crate::request::{current_request_id, LOCK_TOKEN_HEADER};
 
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +225,8 @@ mod tests {
             ),
         ];
         for (err, status, code) in cases {
-            let response = crate::layer::with_request_id("req-1", async { ApiError::from(err).into_response() }).await;
+            let response =
+                crate::request::with_request_id("req-1", async { ApiError::from(err).into_response() }).await;
             assert_eq!(response.status().as_u16(), status);
             let retry = response.headers().get(RETRY_AFTER).is_some();
             assert_eq!(retry, status == 423 || status == 503, "Retry-After on {status}");

@@ -12,10 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::routes::ApiState;
-
-/// Request and response header carrying the lock token.
-pub const LOCK_TOKEN_HEADER: &str = "x-session-lock-token";
+use crate::request::LOCK_TOKEN_HEADER;
+use crate::state::ApiState;
 
 /// The session a request addresses: the `{id}` of its path on the
 /// `/sessions/{id}...` routes, the session cookie on the `/session...` ones.

@@ -19,7 +19,7 @@ use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent, Request, RequestExt};
 
-use crate::layer::{RequestDeadline, RequestId, UndecodableBody};
+use crate::request::{RequestDeadline, RequestId, UndecodableBody};
 
 /// Marks a request whose body was dropped by [`mark_invalid_base64`]; only
 /// this front sets it (a client's own is removed).

@@ -2,7 +2,6 @@
 //! line, `Cache-Control: no-store`, the undecodable-body refusal, and
 //! automatic GC after a successful response, timed as the front chooses.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -14,55 +13,13 @@ use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::{budget, SessionId, SessionStore};
 
 use crate::error::ApiError;
-use crate::routes::ApiState;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// A request's id, for its log line and a 500's message. The Lambda front
-/// sets the invocation's; without one, a random one is made.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// When the request must be answered by, set by a front that knows (the
-/// Lambda invocation's deadline). Without one, the state's request time
-/// limit applies, from the request's arrival.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestDeadline(pub Instant);
+use crate::request::{with_request_id, RequestDeadline, RequestId, UndecodableBody};
+use crate::state::{ApiState, AutomaticGc};
 
 /// Time held back from a request's deadline: the budget its work gets ends
 /// this much earlier, so the answer (and a release after a failure) is out
 /// before the front gives up on it.
 pub const HELD_BACK: Duration = Duration::from_secs(1);
-
-/// Set by a front on a request whose body it could not decode (API Gateway
-/// flagged it base64 and it is not): the request is refused with 400.
-#[derive(Debug, Clone, Copy)]
-pub struct UndecodableBody;
-
-/// When automatic GC (the library's `automatic_gc` option) runs: only ever
-/// after a successful response, never on an error path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AutomaticGc {
-    /// Before the response is handed back, bounded by the library's step
-    /// budget: on Lambda nothing runs once the response is out.
-    #[default]
-    BeforeReturning,
-    /// In a task of its own, the response already on its way (a long-lived
-    /// server, such as `sessions serve`).
-    Spawned,
-}
-
-/// The id of the request being served (inside the per-request middleware).
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// Runs `work` as the request `request_id`.
-pub async fn with_request_id<F: Future>(request_id: &str, work: F) -> F::Output {
-    REQUEST_ID.scope(request_id.to_string(), work).await
-}
 
 /// The middleware around every route (see the module doc).
 pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, next: Next) -> Response {

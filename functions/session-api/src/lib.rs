@@ -20,11 +20,13 @@ pub mod error;
 pub mod extract;
 pub mod lambda;
 pub mod layer;
+pub mod request;
 pub mod routes;
 pub mod settings;
+pub mod state;
 
 pub use error::ApiError;
-pub use extract::LOCK_TOKEN_HEADER;
-pub use layer::AutomaticGc;
-pub use routes::{router, ApiState};
+pub use request::LOCK_TOKEN_HEADER;
+pub use routes::router;
 pub use settings::HttpSettings;
+pub use state::{ApiState, AutomaticGc};
