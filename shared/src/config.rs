@@ -19,14 +19,11 @@ use crate::codec::DataFormat;
 use crate::options::bounds::within;
 use crate::options::kinds;
 pub use crate::options::ConfigError;
+use crate::schema;
 
 /// DynamoDB's item limit is 400 KB including attribute names and the other
 /// attributes; this leaves room for the key, expiry, version and lock.
 pub const MAX_DATA_SIZE_LIMIT: usize = 390_000;
-
-/// Attribute names this store adds beside the PHP handler's four.
-pub(crate) const RESERVED_ATTRIBUTES: &[&str] =
-    &["lock", "version", "lock_token", "write_id", "write_id_2", "write_id_3", "created"];
 
 const SECOND: Duration = Duration::from_secs(1);
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -178,8 +175,9 @@ fn attribute_name_rule(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err("must be an attribute name of 1 to 255 characters".into());
     }
-    if RESERVED_ATTRIBUTES.contains(&name) {
-        return Err(format!("is reserved; the store uses {RESERVED_ATTRIBUTES:?}"));
+    if schema::ADDED.iter().any(|added| added.name == name) {
+        let reserved: Vec<&str> = schema::ADDED.iter().map(|added| added.name).collect();
+        return Err(format!("is reserved; the store uses {reserved:?}"));
     }
     Ok(())
 }

@@ -15,21 +15,29 @@
 //! either way. Throttling and transient errors are retried by the SDK; when
 //! it gives up, the sweep backs off and continues until its deadline.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{
-    BillingMode, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, BillingMode, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure,
 };
 use rand::Rng;
 use serde::Serialize;
 
 use crate::budget::{self, InBudget};
+use crate::config::Config;
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithExpressions, WithUpdate};
-use crate::item::{conditions, Now, Record, LOCK, LOCK_TOKEN, P_EXP, P_KEY};
-use crate::locking::{lock_free, lock_is_live, stale_lease};
-use crate::store::SessionStore;
+use crate::item::{conditions, Item, Now, Record};
+use crate::items::Items;
+use crate::lease::{lock_free, lock_is_live, stale_lease};
+use crate::locking::end_stale_lease;
+use crate::schema::{bind_lock, lock_attributes, P_EXP, P_KEY};
 
 /// With `automatic_gc`, one session request in this many runs a sweep step
 /// (PHP's default `session.gc_probability / session.gc_divisor` = 1/100).
@@ -78,7 +86,7 @@ pub struct SweepOptions {
     pub deadline: Option<Instant>,
     /// Sweep one segment of a parallel scan: (segment, total_segments).
     pub segment: Option<(i32, i32)>,
-    /// The capacity budget; None = the table's (see [`SessionStore::gc_budget`]).
+    /// The capacity budget; None = the table's (see [`crate::SessionStore::gc_budget`]).
     pub budget: Option<CapacityBudget>,
     /// First Scan page size; None = chosen from the budget.
     pub page_size: Option<i32>,
@@ -255,16 +263,74 @@ enum Deleted {
     Gone(f64),
 }
 
-impl SessionStore {
+/// How one step of a sweep ended.
+enum Step {
+    /// Go on with the next page.
+    Next,
+    /// Stop, for this reason.
+    Stop(Stop),
+}
+
+/// A page's items, sorted by what the sweep does with them.
+#[derive(Default)]
+struct Found {
+    /// Keys of expired sessions under no live lock: to delete.
+    expired: Vec<String>,
+    /// Live sessions under a run-out lease of ours: to free.
+    stale_leases: Vec<(String, Record)>,
+    /// Expired sessions under a live lock: left.
+    locked: u64,
+}
+
+impl Found {
+    fn sort(config: &Config, items: Vec<Item>, now: Now) -> Found {
+        let mut found = Found::default();
+        for item in items {
+            let Some(key) = item.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned() else { continue };
+            let record = Record::decode(config, &item);
+            if record.is_live(now) {
+                found.stale_leases.push((key, record));
+            } else if lock_is_live(&record, now) {
+                found.locked += 1;
+            } else {
+                found.expired.push(key);
+            }
+        }
+        found
+    }
+}
+
+/// What claiming the scheduled sweep's checkpoint found.
+enum Claim {
+    /// This run holds it: sweep from the saved position.
+    Taken { start_after: Option<ResumeKey> },
+    /// Another run holds it.
+    HeldByAnotherRun,
+}
+
+/// Garbage collection on the table's items, with the capacity budget read
+/// once per store.
+#[derive(Clone)]
+pub(crate) struct Gc {
+    items: Items,
+    budget: Arc<OnceLock<CapacityBudget>>,
+}
+
+impl Gc {
+    pub fn new(items: Items) -> Gc {
+        Gc { items, budget: Arc::default() }
+    }
+
     /// The capacity a sweep may use, read once per store with DescribeTable:
     /// `gc_capacity_share` of a provisioned table's units, or
     /// `gc_on_demand_rate` on an on-demand table.
-    pub async fn gc_budget(&self) -> Result<CapacityBudget, SessionError> {
-        if let Some(budget) = self.cached_budget() {
-            return Ok(budget);
+    pub async fn budget(&self) -> Result<CapacityBudget, SessionError> {
+        if let Some(budget) = self.budget.get() {
+            return Ok(*budget);
         }
-        let config = self.config();
+        let config = self.items.config();
         let table = self
+            .items
             .client()
             .describe_table()
             .table_name(&config.table_name)
@@ -288,7 +354,7 @@ impl SessionStore {
             let share = |units: f64| (units * config.gc_capacity_share).max(0.5);
             CapacityBudget { read_units_per_second: share(read), write_units_per_second: share(write) }
         };
-        Ok(self.cache_budget(budget))
+        Ok(*self.budget.get_or_init(|| budget))
     }
 
     /// Sweeps the table (see the module doc) within its budget, from
@@ -303,7 +369,7 @@ impl SessionStore {
     async fn start_sweep(&self, options: &SweepOptions) -> Result<Sweep, SessionError> {
         let budget = match options.budget {
             Some(budget) => budget,
-            None => self.gc_budget().await?,
+            None => self.budget().await?,
         };
         let mut report = GcReport::new(budget);
         report.resume_key = options.start_after.clone();
@@ -319,100 +385,107 @@ impl SessionStore {
     /// The sweep loop. On every exit `sweep.report` says where it got to.
     async fn run_sweep(&self, sweep: &mut Sweep, options: &SweepOptions) -> Result<(), SessionError> {
         let started = Instant::now();
-        let config = self.config();
         // A page should cost about a second of the read budget.
         let mut limit = options.page_size.unwrap_or(25);
         let result = loop {
-            if sweep.out_of_time() || !sweep.reads.wait(sweep.deadline).await {
-                sweep.report.stopped = Stop::Deadline;
-                break Ok(());
-            }
-            let now = Now::sample();
-            // Expired sessions, and live ones under a run-out lease of ours
-            // (filtering costs nothing: a Scan pays for what it reads).
-            let filter = conditions::expired(config, now).or(stale_lease(now));
-            let projection = Expr::new(format!("{P_KEY}, {P_EXP}, #lock, #ltok"))
-                .name(P_KEY, &config.hash_key)
-                .name(P_EXP, &config.session_lifetime_attribute)
-                .name("#lock", LOCK)
-                .name("#ltok", LOCK_TOKEN);
-            let mut scan = self
-                .client()
-                .scan()
-                .table_name(&config.table_name)
-                .bindings(&filter)
-                .filter_expression(filter.text())
-                .bindings(&projection)
-                .projection_expression(projection.text())
-                .limit(limit)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            if let Some(ResumeKey(key)) = &sweep.report.resume_key {
-                scan = scan.exclusive_start_key(&config.hash_key, attr_s(key));
-            }
-            if let Some((segment, total)) = options.segment {
-                scan = scan.segment(segment).total_segments(total);
-            }
-            let page = match scan.send().in_budget().await.map_err(|e| SessionError::dynamo("Scan", e)) {
-                Ok(page) => page,
-                Err(err) => match sweep.back_off(err).await {
-                    Ok(()) => continue,
-                    Err(err) => break Err(err),
-                },
-            };
-            sweep.failures_in_a_row = 0;
-            let read_units = units(page.consumed_capacity.as_ref());
-            sweep.reads.charge(read_units);
-            sweep.report.read_units += read_units;
-            let scanned = page.scanned_count.max(0) as u64;
-            limit = next_limit(limit, scanned, read_units, sweep.report.budget.read_units_per_second);
-
-            let mut expired = Vec::new();
-            let mut stale_leases = Vec::new();
-            let mut locked = 0;
-            for item in page.items.unwrap_or_default() {
-                let Some(key) = item.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned() else { continue };
-                let record = Record::decode(config, &item);
-                if record.is_live(now) {
-                    stale_leases.push((key, record));
-                } else if lock_is_live(&record, now) {
-                    locked += 1;
-                } else {
-                    expired.push(key);
-                }
-            }
-            // Counted as read now, even if the deadline stops the deletes
-            // inside this page (the next run reads the page again).
-            sweep.report.scanned += scanned;
-            sweep.report.skipped += locked;
-            if let Err(err) = self.end_stale_leases(sweep, &stale_leases).await {
-                break Err(err);
-            }
-            match self.delete_batches(sweep, &expired).await {
-                Ok(true) => {}
-                // Stopped inside the page: the position stays before it, and
-                // the next run's conditional deletes make the repeat harmless.
-                Ok(false) => {
-                    sweep.report.stopped = Stop::Deadline;
+            match self.sweep_page(sweep, options, &mut limit).await {
+                Ok(Step::Next) => {}
+                Ok(Step::Stop(stopped)) => {
+                    sweep.report.stopped = stopped;
                     break Ok(());
                 }
-                Err(err) => break Err(err),
-            }
-            let next =
-                page.last_evaluated_key.and_then(|k| k.get(&config.hash_key).and_then(|v| v.as_s().ok()).cloned());
-            match next {
-                None => {
-                    sweep.report.resume_key = None;
-                    sweep.report.stopped = Stop::Finished;
-                    break Ok(());
+                Err(err) => {
+                    sweep.report.stopped = Stop::Failed;
+                    break Err(err);
                 }
-                Some(next) => sweep.report.resume_key = Some(ResumeKey(next)),
             }
         };
-        if result.is_err() {
-            sweep.report.stopped = Stop::Failed;
-        }
         sweep.report.duration_ms = started.elapsed().as_millis() as u64;
         result
+    }
+
+    /// One step: a Scan page read (paced), its run-out leases ended and its
+    /// expired sessions deleted, and the position moved past it.
+    async fn sweep_page(
+        &self,
+        sweep: &mut Sweep,
+        options: &SweepOptions,
+        limit: &mut i32,
+    ) -> Result<Step, SessionError> {
+        if sweep.out_of_time() || !sweep.reads.wait(sweep.deadline).await {
+            return Ok(Step::Stop(Stop::Deadline));
+        }
+        let now = Now::sample();
+        let page = match self.scan_page(sweep, options, *limit, now).await {
+            Ok(page) => page,
+            Err(err) => {
+                sweep.back_off(err).await?;
+                return Ok(Step::Next);
+            }
+        };
+        sweep.failures_in_a_row = 0;
+        let read_units = units(page.consumed_capacity.as_ref());
+        sweep.reads.charge(read_units);
+        sweep.report.read_units += read_units;
+        let scanned = page.scanned_count.max(0) as u64;
+        *limit = next_limit(*limit, scanned, read_units, sweep.report.budget.read_units_per_second);
+        let found = Found::sort(self.items.config(), page.items.unwrap_or_default(), now);
+        // Counted as read now, even if the deadline stops the deletes
+        // inside this page (the next run reads the page again).
+        sweep.report.scanned += scanned;
+        sweep.report.skipped += found.locked;
+        self.end_stale_leases(sweep, &found.stale_leases).await?;
+        if !self.delete_batches(sweep, found.expired).await? {
+            // Stopped inside the page: the position stays before it, and
+            // the next run's conditional deletes make the repeat harmless.
+            return Ok(Step::Stop(Stop::Deadline));
+        }
+        let hash_key = &self.items.config().hash_key;
+        match page.last_evaluated_key.and_then(|k| k.get(hash_key).and_then(|v| v.as_s().ok()).cloned()) {
+            None => {
+                sweep.report.resume_key = None;
+                Ok(Step::Stop(Stop::Finished))
+            }
+            Some(next) => {
+                sweep.report.resume_key = Some(ResumeKey(next));
+                Ok(Step::Next)
+            }
+        }
+    }
+
+    /// One Scan page after the sweep's position: expired sessions, and live
+    /// ones under a run-out lease of ours (filtering costs nothing: a Scan
+    /// pays for what it reads).
+    async fn scan_page(
+        &self,
+        sweep: &Sweep,
+        options: &SweepOptions,
+        limit: i32,
+        now: Now,
+    ) -> Result<ScanOutput, SessionError> {
+        let config = self.items.config();
+        let filter = conditions::expired(config, now).or(stale_lease(now));
+        let projection = bind_lock(Expr::new(format!("{P_KEY}, {P_EXP}, {}", lock_attributes())))
+            .name(P_KEY, &config.hash_key)
+            .name(P_EXP, &config.session_lifetime_attribute);
+        let mut scan = self
+            .items
+            .client()
+            .scan()
+            .table_name(&config.table_name)
+            .bindings(&filter)
+            .filter_expression(filter.text())
+            .bindings(&projection)
+            .projection_expression(projection.text())
+            .limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if let Some(ResumeKey(key)) = &sweep.report.resume_key {
+            scan = scan.exclusive_start_key(&config.hash_key, attr_s(key));
+        }
+        if let Some((segment, total)) = options.segment {
+            scan = scan.segment(segment).total_segments(total);
+        }
+        scan.send().in_budget().await.map_err(|e| SessionError::dynamo("Scan", e))
     }
 
     /// Removes the run-out leases of live sessions, paced like the deletes;
@@ -422,7 +495,7 @@ impl SessionStore {
             if sweep.out_of_time() || !sweep.writes.wait(sweep.deadline).await {
                 return Ok(());
             }
-            let units = match self.end_stale_lease(attr_s(key), seen).await {
+            let units = match end_stale_lease(&self.items, attr_s(key), seen).await {
                 Ok(units) => {
                     sweep.report.leases_ended += 1;
                     units
@@ -439,74 +512,77 @@ impl SessionStore {
     }
 
     /// Deletes `keys` in batches; false when the deadline stopped it.
-    async fn delete_batches(&self, sweep: &mut Sweep, keys: &[String]) -> Result<bool, SessionError> {
-        let config = self.config();
+    async fn delete_batches(&self, sweep: &mut Sweep, keys: Vec<String>) -> Result<bool, SessionError> {
+        let config = self.items.config();
         // Never more deletes at once than a second of the write budget.
         let per_batch = config.gc_batch_size.min(sweep.report.budget.write_units_per_second.floor().max(1.0) as usize);
-        let mut pending = keys;
+        let mut pending = VecDeque::from(keys);
         while !pending.is_empty() {
             if sweep.out_of_time() || !sweep.writes.wait(sweep.deadline).await {
                 return Ok(false);
             }
-            let (batch, rest) = pending.split_at(per_batch.min(pending.len()));
-            let results = futures_util::future::join_all(batch.iter().map(|key| self.delete_if_expired(key))).await;
-            let mut retry = Vec::new();
-            let mut failure = None;
-            // Every answer of the batch is counted before a failure is handed
-            // on: the deletes beside it landed all the same.
-            for (key, result) in batch.iter().zip(results) {
-                let units = match result {
-                    Ok(Deleted::Yes(units)) => {
-                        sweep.report.deleted += 1;
-                        units
-                    }
-                    Ok(Deleted::Kept(units)) => {
-                        sweep.report.skipped += 1;
-                        units
-                    }
-                    Ok(Deleted::Gone(units)) => {
-                        sweep.report.gone += 1;
-                        units
-                    }
-                    Err(err) => {
-                        failure.get_or_insert(err);
-                        retry.push(key.clone());
-                        // A refused request still cost at least a unit.
-                        1.0
-                    }
-                };
-                sweep.writes.charge(units);
-                sweep.report.write_units += units;
-            }
-            if let Some(err) = failure {
-                sweep.back_off(err).await?;
-            }
-            if retry.is_empty() {
+            let batch: Vec<String> = pending.drain(..per_batch.min(pending.len())).collect();
+            let failed = self.delete_batch(sweep, &batch).await?;
+            if failed.is_empty() {
                 sweep.failures_in_a_row = 0;
-                pending = rest;
+                if !config.gc_operation_delay.is_zero() && !pending.is_empty() {
+                    tokio::time::sleep(config.gc_operation_delay).await;
+                }
             } else {
                 // Failed deletes go again before the rest of the page.
-                let remaining: Vec<String> = retry.into_iter().chain(rest.iter().cloned()).collect();
-                return Box::pin(self.delete_batches(sweep, &remaining)).await;
-            }
-            if !config.gc_operation_delay.is_zero() && !pending.is_empty() {
-                tokio::time::sleep(config.gc_operation_delay).await;
+                for key in failed.into_iter().rev() {
+                    pending.push_front(key);
+                }
             }
         }
         Ok(true)
     }
 
+    /// One batch of conditional deletes sent together. Every answer is
+    /// counted before a failure is handed on (the deletes beside it landed
+    /// all the same); returns the keys whose delete failed, to go again.
+    async fn delete_batch(&self, sweep: &mut Sweep, batch: &[String]) -> Result<Vec<String>, SessionError> {
+        let results = futures_util::future::join_all(batch.iter().map(|key| self.delete_if_expired(key))).await;
+        let mut failed = Vec::new();
+        let mut failure = None;
+        for (key, result) in batch.iter().zip(results) {
+            let units = match result {
+                Ok(Deleted::Yes(units)) => {
+                    sweep.report.deleted += 1;
+                    units
+                }
+                Ok(Deleted::Kept(units)) => {
+                    sweep.report.skipped += 1;
+                    units
+                }
+                Ok(Deleted::Gone(units)) => {
+                    sweep.report.gone += 1;
+                    units
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                    failed.push(key.clone());
+                    // A refused request still cost at least a unit.
+                    1.0
+                }
+            };
+            sweep.writes.charge(units);
+            sweep.report.write_units += units;
+        }
+        if let Some(err) = failure {
+            sweep.back_off(err).await?;
+        }
+        Ok(failed)
+    }
+
     /// One conditional delete: only if the session is still expired and
     /// not under a live lock at delete time.
     async fn delete_if_expired(&self, key: &str) -> Result<Deleted, SessionError> {
-        let config = self.config();
         let now = Now::sample();
-        let expired = conditions::expired(config, now);
+        let expired = conditions::expired(self.items.config(), now);
         let result = self
-            .client()
-            .delete_item()
-            .table_name(&config.table_name)
-            .key(&config.hash_key, attr_s(key))
+            .items
+            .delete_key(attr_s(key))
             .condition(expired.and(lock_free(now)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -515,14 +591,12 @@ impl SessionStore {
             .await;
         match result {
             Ok(out) => Ok(Deleted::Yes(units(out.consumed_capacity.as_ref()))),
+            // A refused conditional write still costs its write unit.
             Err(err) => match err.as_service_error() {
-                // A refused conditional write still costs its write unit.
-                Some(se) if se.is_conditional_check_failed_exception() => match se {
-                    aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
-                        failed,
-                    ) if failed.item.is_none() => Ok(Deleted::Gone(1.0)),
-                    _ => Ok(Deleted::Kept(1.0)),
-                },
+                Some(DeleteItemError::ConditionalCheckFailedException(failed)) if failed.item.is_none() => {
+                    Ok(Deleted::Gone(1.0))
+                }
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(Deleted::Kept(1.0)),
                 _ => Err(SessionError::dynamo("DeleteItem", err)),
             },
         }
@@ -532,12 +606,12 @@ impl SessionStore {
     /// a short sweep of one random scan segment. None when it did not run. A
     /// large table is only partly swept this way: the scheduled sweep is the
     /// one that finishes it.
-    pub async fn automatic_gc_step(&self) -> Option<Result<GcReport, SessionError>> {
+    pub async fn automatic_step(&self) -> Option<Result<GcReport, SessionError>> {
         let (roll, segment) = {
             let mut rng = rand::rng();
             (rng.random_range(0..AUTOMATIC_GC_DIVISOR), rng.random_range(0..AUTOMATIC_GC_SEGMENTS))
         };
-        if !self.config().automatic_gc || roll != 0 {
+        if !self.items.config().automatic_gc || roll != 0 {
             return None;
         }
         let options = SweepOptions {
@@ -569,14 +643,15 @@ impl SessionStore {
     /// claim before returning.
     pub async fn scheduled_sweep(&self, deadline: Instant, run_id: &str) -> Result<ScheduledSweep, SessionError> {
         // The SDK's timeouts fit inside the run.
-        let store = self.for_deadline(deadline);
-        let Some(start_after) = store.claim_checkpoint(deadline, run_id).await? else {
-            return Ok(ScheduledSweep::AnotherSweepRunning);
+        let gc = self.for_deadline(deadline);
+        let start_after = match gc.claim_checkpoint(deadline, run_id).await? {
+            Claim::Taken { start_after } => start_after,
+            Claim::HeldByAnotherRun => return Ok(ScheduledSweep::AnotherSweepRunning),
         };
         let options = SweepOptions { start_after, deadline: Some(deadline), ..Default::default() };
-        let (report, outcome) = match store.start_sweep(&options).await {
+        let (report, outcome) = match gc.start_sweep(&options).await {
             Ok(mut sweep) => {
-                let outcome = store.run_sweep(&mut sweep, &options).await;
+                let outcome = gc.run_sweep(&mut sweep, &options).await;
                 if outcome.is_err() {
                     // What the failed run did, for the operator.
                     sweep.report.log("gc sweep failed");
@@ -585,34 +660,32 @@ impl SessionStore {
             }
             Err(err) => (None, Err(err)),
         };
-        store.release_checkpoint(run_id, report.as_ref()).await;
+        gc.release_checkpoint(run_id, report.as_ref()).await;
         outcome.map(|()| ScheduledSweep::Swept(report.expect("a sweep that ran has a report")))
     }
 
-    /// This store with SDK timeouts that end by `deadline`.
-    fn for_deadline(&self, deadline: Instant) -> SessionStore {
-        let config = self.config();
+    /// This GC with SDK timeouts that end by `deadline`.
+    fn for_deadline(&self, deadline: Instant) -> Gc {
+        let config = self.items.config();
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
         let operation = config.dynamodb_operation_timeout.max(Duration::from_secs(10)).min(left);
         let attempt = config.dynamodb_attempt_timeout.max(Duration::from_secs(2)).min(operation);
-        self.with_client(crate::client::reconfigured(self.client(), attempt, operation, 5))
+        let client = crate::client::reconfigured(self.items.client(), attempt, operation, 5);
+        Gc { items: self.items.with_client(client), budget: self.budget.clone() }
     }
 
-    /// Takes the checkpoint's claim; None when another run holds it, else
-    /// Some(the saved position).
-    async fn claim_checkpoint(
-        &self,
-        deadline: Instant,
-        run_id: &str,
-    ) -> Result<Option<Option<ResumeKey>>, SessionError> {
-        let config = self.config();
+    /// The checkpoint item's key.
+    fn checkpoint() -> AttributeValue {
+        attr_s(CHECKPOINT_KEY)
+    }
+
+    /// Takes the checkpoint's claim, unless another run holds it.
+    async fn claim_checkpoint(&self, deadline: Instant, run_id: &str) -> Result<Claim, SessionError> {
         let now = Now::sample();
         let lease_until = now.millis + deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
         let claim = self
-            .client()
-            .update_item()
-            .table_name(&config.table_name)
-            .key(&config.hash_key, attr_s(CHECKPOINT_KEY))
+            .items
+            .update_key(Gc::checkpoint())
             .update(
                 Expr::new("SET #owner = :run, #claim = :until")
                     .name("#owner", "owner")
@@ -632,9 +705,11 @@ impl SessionStore {
         match claim {
             Ok(out) => {
                 let position = out.attributes.unwrap_or_default().get("position").and_then(|v| v.as_s().ok()).cloned();
-                Ok(Some(position.map(ResumeKey)))
+                Ok(Claim::Taken { start_after: position.map(ResumeKey) })
             }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Ok(Claim::HeldByAnotherRun)
+            }
             Err(e) => Err(SessionError::dynamo("UpdateItem", e)),
         }
     }
@@ -644,7 +719,6 @@ impl SessionStore {
     /// lease, and the next run repeats some work, which conditional deletes
     /// make harmless.
     async fn release_checkpoint(&self, run_id: &str, report: Option<&GcReport>) {
-        let config = self.config();
         let mut update = match report {
             Some(report) if report.finished() => {
                 Expr::new("SET #finished = :finished REMOVE #owner, #claim, #position")
@@ -662,10 +736,8 @@ impl SessionStore {
         };
         update = update.name("#owner", "owner").name("#claim", "lease_until_ms");
         let released = self
-            .client()
-            .update_item()
-            .table_name(&config.table_name)
-            .key(&config.hash_key, attr_s(CHECKPOINT_KEY))
+            .items
+            .update_key(Gc::checkpoint())
             .update(update)
             .condition(Expr::new("#owner = :run").name("#owner", "owner").value(":run", attr_s(run_id)))
             .send()

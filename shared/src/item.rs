@@ -4,10 +4,10 @@
 //! The PHP handler writes four attributes: the key, `data` (S, or B with
 //! `data_attribute_type=binary`), `expires` and, while it holds a lock,
 //! `lock` = 1. This store adds `version` (bumped by each of its data writes),
-//! `lock_token` (with `lock` holding the lease's end: see [`crate::locking`]),
+//! `lock_token` (with `lock` holding the lease's end: see [`crate::lease`]),
 //! `write_id`, `write_id_2`, `write_id_3` (markers of its last three writes,
-//! so a retried write recognises its
-//! own effect) and `created`. An item without them reads as version 0.
+//! so a retried write recognises its own effect) and `created`, all named in
+//! [`crate::schema`]. An item without them reads as version 0.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,15 +20,9 @@ use crate::codec::{self, Data, DataFormat};
 use crate::config::{Config, DataAttributeType};
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr};
+use crate::schema::{CREATED, ETAG_BYTES, LOCK, LOCK_TOKEN, MARKER_BYTES, P_DATA, P_EXP, P_KEY, VERSION, WRITE_IDS};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
-
-pub(crate) const LOCK: &str = "lock";
-pub(crate) const LOCK_TOKEN: &str = "lock_token";
-pub(crate) const VERSION: &str = "version";
-/// The markers of the last writes, newest first.
-pub(crate) const WRITE_IDS: [&str; 3] = ["write_id", "write_id_2", "write_id_3"];
-pub(crate) const CREATED: &str = "created";
 
 /// One clock reading, taken once per operation so every condition and
 /// judgement of that operation agrees on what "now" is.
@@ -128,10 +122,10 @@ impl Record {
             // An item without an expiry is not a session this store serves.
             expires: number(&config.session_lifetime_attribute).map_or(i64::MIN, |v| v.ceil() as i64),
             stored_expires: item.get(&config.session_lifetime_attribute).and_then(|v| v.as_n().ok()).cloned(),
-            version: number(VERSION).map_or(0, |v| v as u64),
-            lock: number(LOCK).map(|v| v as i64),
-            lock_token: text(LOCK_TOKEN),
-            write_ids: WRITE_IDS.iter().filter_map(|name| text(name)).collect(),
+            version: number(VERSION.name).map_or(0, |v| v as u64),
+            lock: number(LOCK.name).map(|v| v as i64),
+            lock_token: text(LOCK_TOKEN.name),
+            write_ids: WRITE_IDS.iter().filter_map(|attribute| text(attribute.name)).collect(),
         }
     }
 
@@ -184,14 +178,9 @@ impl Record {
             hash.update(&data.bytes);
         }
         let digest = hash.finalize();
-        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+        digest[..ETAG_BYTES].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
-
-/// Placeholders of the item's attributes in every expression.
-pub(crate) const P_KEY: &str = "#key";
-pub(crate) const P_DATA: &str = "#data";
-pub(crate) const P_EXP: &str = "#exp";
 
 /// Conditions about an item's session, built once here.
 pub(crate) mod conditions {
@@ -222,11 +211,11 @@ pub(crate) mod conditions {
     /// The item is still exactly as `record` read it: the same version (ours),
     /// expiry and data (what PHP's writes change).
     pub fn unchanged_since(config: &Config, record: &Record) -> Expr {
-        let version = match record.version {
-            0 => Expr::new(format!("attribute_not_exists({})", "#ver")),
-            v => Expr::new("#ver = :read_version").value(":read_version", attr_n(v)),
-        }
-        .name("#ver", VERSION);
+        let ver = VERSION.placeholder;
+        let version = VERSION.bound_in(match record.version {
+            0 => Expr::new(format!("attribute_not_exists({ver})")),
+            v => Expr::new(format!("{ver} = :read_version")).value(":read_version", attr_n(v)),
+        });
         let expires = match &record.stored_expires {
             None => Expr::new(format!("attribute_not_exists({P_EXP})")),
             Some(stored) => {
@@ -266,7 +255,7 @@ pub(crate) mod conditions {
 /// A fresh random marker (128 bits) for tokens and write ids.
 pub(crate) fn random_marker() -> String {
     use base64::Engine;
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; MARKER_BYTES];
     getrandom::fill(&mut bytes).expect("the OS random generator is unavailable");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -276,8 +265,8 @@ pub(crate) fn new_item(config: &Config, key: String, data: Option<&StoredData>, 
     let mut item: Item = [
         (config.hash_key.clone(), attr_s(key)),
         (config.session_lifetime_attribute.clone(), attr_n(expires)),
-        (VERSION.to_string(), attr_n(1)),
-        (CREATED.to_string(), attr_n(now.secs)),
+        (VERSION.name.to_string(), attr_n(1)),
+        (CREATED.name.to_string(), attr_n(now.secs)),
     ]
     .into();
     if let Some(data) = data {

@@ -28,10 +28,13 @@ mod expr;
 pub mod gc;
 pub mod id;
 mod item;
+mod items;
+mod lease;
 pub mod locking;
 pub mod logging;
 pub mod options;
 pub mod policy;
+pub mod schema;
 pub mod store;
 pub mod table;
 

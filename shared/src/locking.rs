@@ -1,5 +1,6 @@
 //! Pessimistic locking, in one place: taking, waiting for and releasing a
-//! session's lock, and the rule that says whether a lock is live.
+//! session's lock (the rule that says whether a lock is live is
+//! the `lease` module's).
 //!
 //! The PHP handler locks with `lock` = 1 (set by a conditional UpdateItem)
 //! and releases by removing `lock` in its write. This store's lock is the
@@ -29,21 +30,18 @@ use aws_sdk_dynamodb::types::{
 use rand::Rng;
 
 use crate::budget::{self, InBudget};
-use crate::codec::DataFormat;
+use crate::codec::{Data, DataFormat};
 use crate::config::{Config, DataAttributeType};
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
-use crate::item::{conditions, random_marker, Encoding, Now, Record, LOCK, LOCK_TOKEN, P_EXP};
-use crate::store::{Session, SessionStore};
-use crate::SessionId;
+use crate::id::SessionId;
+use crate::item::{conditions, random_marker, Encoding, Now, Record};
+use crate::items::{Items, Written};
+use crate::lease::{exactly_this_lock, lease_end, lock_free, lock_is_live, PHP_LOCK};
+use crate::schema::{bind_lock, lock_attributes, LOCK, LOCK_TOKEN, MARKER_LEN, P_EXP};
 
-/// The `lock` value the PHP handler writes.
-pub(crate) const PHP_LOCK: i64 = 1;
 /// The longest pause between a waiter's polls.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-const P_LOCK: &str = "#lock";
-const P_TOKEN: &str = "#ltok";
 
 /// The holder's proof of a lock: writing or unlocking with it releases it.
 /// It carries the lease it was taken with and the session's encoding, so a
@@ -59,6 +57,14 @@ pub struct LockToken {
 }
 
 impl LockToken {
+    /// A lock attempt's token, taken at `now`: bound to the configured
+    /// encoding, what most sessions hold (a session stored otherwise is
+    /// bound again once locked).
+    fn attempt(config: &Config, marker: &str, now: Now) -> LockToken {
+        let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
+        LockToken { marker: marker.to_string(), lease_until_ms, encoding: Encoding::configured(config) }
+    }
+
     /// The token as the HTTP API hands it out: `<marker>.<lease end>.<encoding>`.
     pub fn as_header_value(&self) -> String {
         format!("{}.{}.{}", self.marker, self.lease_until_ms, encoding_letters(self.encoding))
@@ -74,7 +80,7 @@ impl LockToken {
             return Err(SessionError::InvalidToken);
         };
         let marker_ok =
-            marker.len() == 22 && marker.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            marker.len() == MARKER_LEN && marker.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let lease_until_ms = lease.parse::<i64>().ok().filter(|ms| *ms > PHP_LOCK && lease.len() <= 16);
         match (marker_ok, lease_until_ms, parse_encoding_letters(encoding)) {
             (true, Some(lease_until_ms), Some(encoding)) => {
@@ -130,9 +136,8 @@ impl LockToken {
 
     /// The condition that the item holds this token's lock.
     pub(crate) fn held(&self) -> Expr {
-        Expr::new(format!("{P_LOCK} = :lease AND begins_with({P_TOKEN}, :token_marker)"))
-            .name(P_LOCK, LOCK)
-            .name(P_TOKEN, LOCK_TOKEN)
+        let (lock, token) = (LOCK.placeholder, LOCK_TOKEN.placeholder);
+        bind_lock(Expr::new(format!("{lock} = :lease AND begins_with({token}, :token_marker)")))
             .value(":lease", attr_n(self.lease_until_ms))
             .value(":token_marker", attr_s(format!("{}.", self.marker)))
     }
@@ -142,16 +147,6 @@ impl LockToken {
     pub(crate) fn held_in_its_encoding(&self) -> Expr {
         exactly_this_lock(self.lease_until_ms, &self.stored_value())
     }
-}
-
-/// The condition that the item holds exactly this lock: this lease and this
-/// whole `lock_token`.
-fn exactly_this_lock(lease_until_ms: i64, lock_token: &str) -> Expr {
-    Expr::new(format!("{P_LOCK} = :lease AND {P_TOKEN} = :token"))
-        .name(P_LOCK, LOCK)
-        .name(P_TOKEN, LOCK_TOKEN)
-        .value(":lease", attr_n(lease_until_ms))
-        .value(":token", attr_s(lock_token))
 }
 
 /// An encoding in two letters: the format (`j`son, `p`hp, php_`s`erialize)
@@ -190,34 +185,6 @@ impl fmt::Debug for LockToken {
     }
 }
 
-/// The liveness rule, as a Rust predicate (its condition twin is [`lock_free`]):
-/// a PHP lock, or a lease of ours not yet run out.
-pub(crate) fn lock_is_live(record: &Record, now: Now) -> bool {
-    match record.lock {
-        None => false,
-        Some(until) => until == PHP_LOCK || until >= now.millis,
-    }
-}
-
-/// The liveness rule, as a condition: no live lock (see [`lock_is_live`]).
-pub(crate) fn lock_free(now: Now) -> Expr {
-    Expr::new(format!("attribute_not_exists({P_LOCK})")).name(P_LOCK, LOCK).or(stale_lease(now))
-}
-
-/// A lease of ours has run out, but its `lock` is still there: PHP, which
-/// locks only when `lock` is absent, waits for it until someone removes it.
-pub(crate) fn stale_lease(now: Now) -> Expr {
-    Expr::new(format!("{P_LOCK} < :now_ms AND {P_LOCK} <> :php_lock"))
-        .name(P_LOCK, LOCK)
-        .value(":now_ms", attr_n(now.millis))
-        .value(":php_lock", attr_n(PHP_LOCK))
-}
-
-/// Whether `record` holds a lease of ours that has run out (see [`stale_lease`]).
-pub(crate) fn has_stale_lease(record: &Record, now: Now) -> bool {
-    lease_end(record).is_some_and(|until| until < now.millis)
-}
-
 /// What a write of a session read as `record` may do, given the caller's
 /// lock token (if any).
 pub(crate) enum WriteAccess {
@@ -239,20 +206,6 @@ impl WriteAccess {
             None => WriteAccess::Allowed(lock_free(now).and(conditions::unchanged_since(config, record))),
         }
     }
-}
-
-/// The update that removes a lock of either kind.
-pub(crate) const REMOVE_LOCK: &str = "#lock, #ltok";
-
-/// Binds the placeholders of [`REMOVE_LOCK`].
-pub(crate) fn bind_lock_names(update: Expr) -> Expr {
-    update.name(P_LOCK, LOCK).name(P_TOKEN, LOCK_TOKEN)
-}
-
-/// When a lock seen in `record` may end by itself: our lease's end; a PHP
-/// lock has no lease.
-fn lease_end(record: &Record) -> Option<i64> {
-    record.lock.filter(|until| *until != PHP_LOCK)
 }
 
 /// A waiter's schedule: growing pauses, never past the wait's deadline.
@@ -290,226 +243,241 @@ impl LockWait {
     }
 }
 
-impl SessionStore {
-    /// Reads a session and takes its lock, waiting up to `max_lock_wait_time`
-    /// for another holder, then Locked: never an empty session. Data that
-    /// cannot be decoded is refused and the lock released before answering.
-    pub async fn load_and_lock(&self, id: &SessionId) -> Result<Session, SessionError> {
-        let marker = random_marker();
-        let mut wait = LockWait::new(self.config());
-        loop {
-            match self.try_lock(id, &marker).await? {
-                Ok(session) => return Ok(session),
-                Err(seen) => self.wait_for_release(id, seen, &mut wait).await?,
-            }
+/// A lock taken: the session as it is now, its data, and the holder's token.
+pub(crate) struct Locked {
+    pub record: Record,
+    pub data: Data,
+    pub token: LockToken,
+}
+
+/// How one attempt at a lock ended.
+enum Attempt {
+    Taken(Locked),
+    /// Another request holds the lock: the item as seen.
+    Held(Record),
+}
+
+/// What the locking UpdateItem found.
+enum Taking {
+    /// The lock is the attempt's: the item as it is now, and its expiry
+    /// before (None when an earlier send of this attempt took the lock).
+    Took {
+        record: Record,
+        expires_before: Option<i64>,
+    },
+    Held(Record),
+    /// No live session.
+    Gone,
+}
+
+/// Reads a session and takes its lock, waiting up to `max_lock_wait_time`
+/// for another holder, then Locked: never an empty session. Data that
+/// cannot be decoded is refused and the lock released before answering.
+pub(crate) async fn load_and_lock(items: &Items, id: &SessionId) -> Result<Locked, SessionError> {
+    let marker = random_marker();
+    let mut wait = LockWait::new(items.config());
+    loop {
+        match try_lock(items, id, &marker).await? {
+            Attempt::Taken(locked) => return Ok(locked),
+            Attempt::Held(seen) => wait_for_release(items, id, seen, &mut wait).await?,
         }
     }
+}
 
-    /// One attempt: a conditional UpdateItem that sets the lock and returns
-    /// the item. Err(record) when another request holds the lock.
-    async fn try_lock(&self, id: &SessionId, marker: &str) -> Result<Result<Session, Record>, SessionError> {
-        let config = self.config();
+/// One attempt; on every error after the lock may have been taken, what
+/// the attempt took is released before answering.
+async fn try_lock(items: &Items, id: &SessionId, marker: &str) -> Result<Attempt, SessionError> {
+    let now = Now::sample();
+    let attempt = LockToken::attempt(items.config(), marker, now);
+    let (record, expires_before) = match set_lock(items, id, &attempt, now).await {
+        Ok(Taking::Took { record, expires_before }) => (record, expires_before),
+        Ok(Taking::Held(seen)) => return Ok(Attempt::Held(seen)),
+        Ok(Taking::Gone) => return Err(SessionError::NotFound),
+        Err(err) => {
+            // The attempt may have landed though its answer was lost: release
+            // what it may have taken (only if it is this attempt's), so the
+            // client's retry does not wait for its own orphaned lock.
+            release_after_error(items, id, &attempt, None).await;
+            return Err(err);
+        }
+    };
+    match read_locked(items, id, &attempt, record).await {
+        Ok(attempt) => Ok(attempt),
+        Err(err) => {
+            // Never leave a lock behind on an error, nor any other trace.
+            release_after_error(items, id, &attempt, expires_before).await;
+            Err(err)
+        }
+    }
+}
+
+/// The conditional UpdateItem that sets the lock (and refreshes the expiry)
+/// and returns the item.
+async fn set_lock(items: &Items, id: &SessionId, attempt: &LockToken, now: Now) -> Result<Taking, SessionError> {
+    let config = items.config();
+    let new_expires = items.new_expiry(now);
+    // Taking the lock is activity: it refreshes the expiry, so a session
+    // cannot expire under its holder.
+    let (lock, token) = (LOCK.placeholder, LOCK_TOKEN.placeholder);
+    let update = bind_lock(Expr::new(format!("SET {lock} = :lease, {token} = :token, {P_EXP} = :new_expires")))
+        .name(P_EXP, &config.session_lifetime_attribute)
+        .value(":lease", attr_n(attempt.lease_until_ms))
+        .value(":token", attr_s(attempt.stored_value()))
+        .value(":new_expires", attr_n(new_expires));
+    // The item as it was (the new state is known), so that a failure
+    // after taking the lock can put the expiry back too.
+    let result = items
+        .update_item(id)
+        .update(update)
+        .condition(conditions::live(config, now).and(lock_free(now)))
+        .return_values(ReturnValue::AllOld)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .in_budget()
+        .await;
+    Ok(match items.written("UpdateItem", id, result.map(|out| out.attributes)).await? {
+        Written::Done(before) => {
+            let mut record = Record::decode(config, &before.unwrap_or_default());
+            let expires_before = Some(record.expires);
+            record.lock = Some(attempt.lease_until_ms);
+            record.lock_token = Some(attempt.stored_value());
+            record.expires = new_expires;
+            record.stored_expires = Some(new_expires.to_string());
+            Taking::Took { record, expires_before }
+        }
+        // Refused only because the SDK retried our own applied request:
+        // the item shows our marker and lease, and the lock is ours.
+        Written::Refused(old) if old.is_live(now) && attempt.holds(&old) => {
+            Taking::Took { record: old, expires_before: None }
+        }
+        Written::Refused(old) if old.is_live(now) => Taking::Held(old),
+        Written::Refused(_) | Written::NoItem => Taking::Gone,
+    })
+}
+
+/// The data of a session just locked, with the lock bound to the session's
+/// stored encoding: one more write, only for a session not stored in the
+/// configured one.
+async fn read_locked(
+    items: &Items,
+    id: &SessionId,
+    attempt: &LockToken,
+    record: Record,
+) -> Result<Attempt, SessionError> {
+    let config = items.config();
+    let data = record.decode_data(config)?;
+    let encoding = record.encoding(config)?;
+    if encoding == attempt.encoding {
+        return Ok(Attempt::Taken(Locked { record, data, token: attempt.clone() }));
+    }
+    let now = Now::sample();
+    let bound = attempt.with_encoding(encoding);
+    let update = LOCK_TOKEN
+        .bound_in(Expr::new(format!("SET {} = :bound_token", LOCK_TOKEN.placeholder)))
+        .value(":bound_token", attr_s(bound.stored_value()));
+    let result = items
+        .update_item(id)
+        .update(update)
+        .condition(conditions::live(config, now).and(attempt.held()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .in_budget()
+        .await;
+    match items.written("UpdateItem", id, result.map(|_| ())).await? {
+        Written::Done(()) => Ok(Attempt::Taken(Locked { record, data, token: bound })),
+        Written::Refused(old) if old.is_live(now) => Ok(Attempt::Held(old)),
+        Written::Refused(_) | Written::NoItem => Err(SessionError::NotFound),
+    }
+}
+
+/// Waits until `seen`'s lock looks released (polling with eventually
+/// consistent reads) or its lease runs out; Locked at the deadline.
+pub(crate) async fn wait_for_release(
+    items: &Items,
+    id: &SessionId,
+    seen: Record,
+    wait: &mut LockWait,
+) -> Result<(), SessionError> {
+    let mut seen = Some(seen);
+    loop {
+        wait.pause(seen.as_ref(), SessionError::Locked).await?;
         let now = Now::sample();
-        let lease_until_ms = now.millis + config.lock_lease.as_millis() as i64;
-        // The lock is bound to the configured encoding, what most sessions
-        // hold; a session stored otherwise is bound again below.
-        let attempt = LockToken { marker: marker.to_string(), lease_until_ms, encoding: Encoding::configured(config) };
-        let new_expires = self.new_expiry(now);
-        // Taking the lock is activity: it refreshes the expiry, so a session
-        // cannot expire under its holder.
-        let update = Expr::new(format!("SET {P_LOCK} = :lease, {P_TOKEN} = :token, {P_EXP} = :new_expires"))
-            .name(P_LOCK, LOCK)
-            .name(P_TOKEN, LOCK_TOKEN)
+        match items.fetch(id, false).await {
+            Ok(Some(record)) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
+            // Free, or gone: the next attempt says which.
+            Ok(_) => return Ok(()),
+            // A poll only looks: one refused for capacity or a moment's
+            // outage changes nothing, so keep waiting (to the deadline).
+            Err(err) if err.is_transient() => {
+                tracing::debug!(session = %id.redacted(), error = %err, "lock poll failed; still waiting")
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Releases the caller's lock without writing (taking it refreshed the
+/// expiry already). Releasing a lock that is no longer the caller's
+/// (already released, or taken over) succeeds: there is nothing of the
+/// caller's left to release.
+pub(crate) async fn unlock(items: &Items, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
+    release(items, id, token, None).await
+}
+
+/// Removes the run-out lease `seen` shows on the item under `key`, so that
+/// PHP can lock the session again; conditional on that very lease, so a
+/// lock taken since stays (PHP's `lock = 1` is never touched). Returns
+/// the write units it cost (a refusal costs one too).
+pub(crate) async fn end_stale_lease(items: &Items, key: AttributeValue, seen: &Record) -> Result<f64, SessionError> {
+    let (Some(lease), Some(token)) = (lease_end(seen), seen.lock_token.as_deref()) else {
+        return Ok(0.0);
+    };
+    let result = items
+        .update_key(key)
+        .update(bind_lock(Expr::new(format!("REMOVE {}", lock_attributes()))))
+        .condition(exactly_this_lock(lease, token))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .in_budget()
+        .await;
+    match result {
+        Ok(out) => Ok(out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(1.0)),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(1.0),
+        Err(err) => Err(SessionError::dynamo("UpdateItem", err)),
+    }
+}
+
+/// Releases what a failed attempt may have taken, logging (never
+/// answering with) a failed release: the caller answers the first error.
+async fn release_after_error(items: &Items, id: &SessionId, token: &LockToken, expires: Option<i64>) {
+    if let Err(release) = budget::cleanup(release(items, id, token, expires)).await {
+        tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
+    }
+}
+
+/// Removes the token's lock and, when given, sets the expiry back to what
+/// it was before the lock was taken.
+async fn release(items: &Items, id: &SessionId, token: &LockToken, expires: Option<i64>) -> Result<(), SessionError> {
+    let config = items.config();
+    let now = Now::sample();
+    let update = match expires {
+        None => Expr::new(format!("REMOVE {}", lock_attributes())),
+        Some(expires) => Expr::new(format!("SET {P_EXP} = :old_expires REMOVE {}", lock_attributes()))
             .name(P_EXP, &config.session_lifetime_attribute)
-            .value(":lease", attr_n(lease_until_ms))
-            .value(":token", attr_s(attempt.stored_value()))
-            .value(":new_expires", attr_n(new_expires));
-        // The item as it was (the new state is known), so that a failure
-        // after taking the lock can put the expiry back too.
-        let result = self
-            .update_item(id)
-            .update(update)
-            .condition(conditions::live(config, now).and(lock_free(now)))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .in_budget()
-            .await;
-        let outcome = match self.refused_or("UpdateItem", id, result.map(|out| out.attributes)).await {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                // The attempt may have landed though its answer was lost: release
-                // what it may have taken (only if it is this attempt's), so the
-                // client's retry does not wait for its own orphaned lock.
-                self.release_after_error(id, &attempt, None).await;
-                return Err(err);
-            }
-        };
-        let (record, old_expires) = match outcome {
-            Ok(item) => {
-                let mut record = Record::decode(config, &item.unwrap_or_default());
-                let old_expires = record.expires;
-                record.lock = Some(lease_until_ms);
-                record.lock_token = Some(attempt.stored_value());
-                record.expires = new_expires;
-                record.stored_expires = Some(new_expires.to_string());
-                (record, Some(old_expires))
-            }
-            // Refused only because the SDK retried our own applied request:
-            // the item shows our marker and lease, and the lock is ours.
-            Err(Some(old)) if old.is_live(now) && attempt.holds(&old) => (old, None),
-            Err(Some(old)) if old.is_live(now) => return Ok(Err(old)),
-            Err(_) => return Err(SessionError::NotFound),
-        };
-        let mut session = match self.session(id, &record, None) {
-            Ok(session) => session,
-            Err(err) => {
-                // Never leave a lock behind on an error, nor any other trace.
-                self.release_after_error(id, &attempt, old_expires).await;
-                return Err(err);
-            }
-        };
-        let encoding = record.encoding(config)?;
-        let token = if encoding == attempt.encoding {
-            attempt
-        } else {
-            match self.bind_encoding(id, &attempt, encoding).await {
-                Ok(Ok(token)) => token,
-                Ok(Err(seen)) => return Ok(Err(seen)),
-                Err(err) => {
-                    self.release_after_error(id, &attempt, old_expires).await;
-                    return Err(err);
-                }
-            }
-        };
-        session.lock_token = Some(token);
-        Ok(Ok(session))
-    }
-
-    /// Binds a lock just taken to the session's stored encoding (one more
-    /// write, only for sessions not stored in the configured one). Err(record)
-    /// when the lock is no longer the attempt's.
-    async fn bind_encoding(
-        &self,
-        id: &SessionId,
-        attempt: &LockToken,
-        encoding: Encoding,
-    ) -> Result<Result<LockToken, Record>, SessionError> {
-        let config = self.config();
-        let now = Now::sample();
-        let bound = attempt.with_encoding(encoding);
-        let update = Expr::new(format!("SET {P_TOKEN} = :bound_token"))
-            .name(P_TOKEN, LOCK_TOKEN)
-            .value(":bound_token", attr_s(bound.stored_value()));
-        let result = self
-            .update_item(id)
-            .update(update)
-            .condition(conditions::live(config, now).and(attempt.held()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .in_budget()
-            .await;
-        match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
-            Ok(()) => Ok(Ok(bound)),
-            Err(Some(old)) if old.is_live(now) => Ok(Err(old)),
-            Err(_) => Err(SessionError::NotFound),
-        }
-    }
-
-    /// Waits until `seen`'s lock looks released (polling with eventually
-    /// consistent reads) or its lease runs out; Locked at the deadline.
-    pub(crate) async fn wait_for_release(
-        &self,
-        id: &SessionId,
-        seen: Record,
-        wait: &mut LockWait,
-    ) -> Result<(), SessionError> {
-        let mut seen = Some(seen);
-        loop {
-            wait.pause(seen.as_ref(), SessionError::Locked).await?;
-            let now = Now::sample();
-            match self.fetch(id, false).await {
-                Ok(Some(record)) if record.is_live(now) && lock_is_live(&record, now) => seen = Some(record),
-                // Free, or gone: the next attempt says which.
-                Ok(_) => return Ok(()),
-                // A poll only looks: one refused for capacity or a moment's
-                // outage changes nothing, so keep waiting (to the deadline).
-                Err(err) if err.is_transient() => {
-                    tracing::debug!(session = %id.redacted(), error = %err, "lock poll failed; still waiting")
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-
-    /// Releases the caller's lock without writing (taking it refreshed the
-    /// expiry already). Releasing a lock that is no longer the caller's
-    /// (already released, or taken over) succeeds: there is nothing of the
-    /// caller's left to release.
-    pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
-        self.release(id, token, None).await
-    }
-
-    /// Removes the run-out lease `seen` shows on the item under `key`, so that
-    /// PHP can lock the session again; conditional on that very lease, so a
-    /// lock taken since stays (PHP's `lock = 1` is never touched). Returns
-    /// the write units it cost (a refusal costs one too).
-    pub(crate) async fn end_stale_lease(&self, key: AttributeValue, seen: &Record) -> Result<f64, SessionError> {
-        let config = self.config();
-        let (Some(lease), Some(token)) = (lease_end(seen), seen.lock_token.as_deref()) else {
-            return Ok(0.0);
-        };
-        let update = bind_lock_names(Expr::new(format!("REMOVE {REMOVE_LOCK}")));
-        let result = self
-            .client()
-            .update_item()
-            .table_name(&config.table_name)
-            .key(&config.hash_key, key)
-            .update(update)
-            .condition(exactly_this_lock(lease, token))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .in_budget()
-            .await;
-        match result {
-            Ok(out) => Ok(out.consumed_capacity.and_then(|c| c.capacity_units).unwrap_or(1.0)),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(1.0),
-            Err(err) => Err(SessionError::dynamo("UpdateItem", err)),
-        }
-    }
-
-    /// Releases what a failed attempt may have taken, logging (never
-    /// answering with) a failed release: the caller answers the first error.
-    async fn release_after_error(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) {
-        if let Err(release) = budget::cleanup(self.release(id, token, expires)).await {
-            tracing::warn!(session = %id.redacted(), error = %release, "could not release a lock attempt");
-        }
-    }
-
-    /// Removes the token's lock and, when given, sets the expiry back to what
-    /// it was before the lock was taken.
-    async fn release(&self, id: &SessionId, token: &LockToken, expires: Option<i64>) -> Result<(), SessionError> {
-        let config = self.config();
-        let now = Now::sample();
-        let update = match expires {
-            None => Expr::new(format!("REMOVE {REMOVE_LOCK}")),
-            Some(expires) => Expr::new(format!("SET {P_EXP} = :old_expires REMOVE {REMOVE_LOCK}"))
-                .name(P_EXP, &config.session_lifetime_attribute)
-                .value(":old_expires", attr_n(expires)),
-        };
-        let result = self
-            .update_item(id)
-            .update(bind_lock_names(update))
-            .condition(conditions::live(config, now).and(token.held()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .in_budget()
-            .await;
-        match self.refused_or("UpdateItem", id, result.map(|_| ())).await? {
-            Ok(()) => Ok(()),
-            Err(Some(old)) if old.is_live(now) => Ok(()),
-            Err(_) => Err(SessionError::NotFound),
-        }
+            .value(":old_expires", attr_n(expires)),
+    };
+    let result = items
+        .update_item(id)
+        .update(bind_lock(update))
+        .condition(conditions::live(config, now).and(token.held()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .in_budget()
+        .await;
+    match items.written("UpdateItem", id, result.map(|_| ())).await? {
+        Written::Done(()) => Ok(()),
+        Written::Refused(old) if old.is_live(now) => Ok(()),
+        Written::Refused(_) | Written::NoItem => Err(SessionError::NotFound),
     }
 }
 
@@ -546,16 +514,6 @@ mod tests {
             lock_token: token.map(str::to_string),
             write_ids: Vec::new(),
         }
-    }
-
-    #[test]
-    fn the_liveness_rule() {
-        let now = Now { secs: 1000, millis: 1_000_000 };
-        assert!(!lock_is_live(&record(None, None, 2000), now));
-        assert!(lock_is_live(&record(Some(PHP_LOCK), None, 2000), now), "a PHP lock holds while the session lives");
-        assert!(lock_is_live(&record(Some(PHP_LOCK), None, 1000), now), "and after: PHP may still write it back");
-        assert!(lock_is_live(&record(Some(1_000_000), Some("t"), 2000), now), "a lease holds to its last millisecond");
-        assert!(!lock_is_live(&record(Some(999_999), Some("t"), 2000), now));
     }
 
     #[test]

@@ -334,8 +334,14 @@ impl fmt::Display for ProtectedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::fixtures::data;
     use serde_json::json;
+
+    fn data(value: Value) -> Data {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
 
     fn object(class: &str) -> Value {
         json!({"$php": "object", "class": class, "properties": {"cmd": "id"}})

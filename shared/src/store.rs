@@ -1,6 +1,7 @@
 //! The session store: start, read, replace, merge-patch, destroy and
-//! regenerate sessions kept one item each in DynamoDB (locking is in
-//! [`crate::locking`], garbage collection in [`crate::gc`]).
+//! regenerate sessions kept one item each in DynamoDB; and the public face
+//! of locking ([`crate::locking`]) and garbage collection ([`crate::gc`]),
+//! which the store calls and which never call it back.
 //!
 //! Every write is one conditional request, so nothing is ever half-written.
 //! A write without the caller's lock reads first and is conditional on the
@@ -13,17 +14,13 @@
 //! holder's through the SDK's retry (refused, it returns the item), any
 //! other's by reading the item at once, before it writes again.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 
@@ -32,13 +29,14 @@ use crate::codec::{Data, DataFormat};
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::expr::{attr_n, attr_s, Expr, WithCondition, WithUpdate};
-use crate::gc::CapacityBudget;
+use crate::gc::{CapacityBudget, Gc, GcReport, ScheduledSweep, SweepOptions};
 use crate::id::SessionId;
-use crate::item::{
-    conditions, new_item, random_marker, Encoding, Item, Now, Record, StoredData, P_DATA, P_EXP, VERSION, WRITE_IDS,
-};
-use crate::locking::{bind_lock_names, has_stale_lease, lock_free, LockToken, LockWait, WriteAccess, REMOVE_LOCK};
+use crate::item::{conditions, new_item, random_marker, Encoding, Now, Record, StoredData};
+use crate::items::{Items, Written};
+use crate::lease::{has_stale_lease, lock_free};
+use crate::locking::{self, end_stale_lease, wait_for_release, LockToken, LockWait, Locked, WriteAccess};
 use crate::policy::WritePolicy;
+use crate::schema::{bind_lock, lock_attributes, P_DATA, P_EXP, VERSION, WRITE_IDS};
 
 /// One session as a caller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,164 +67,92 @@ pub struct WriteOptions {
 /// The store: a DynamoDB client and the options, built once and cloned cheaply.
 #[derive(Clone)]
 pub struct SessionStore {
-    client: Client,
-    config: Arc<Config>,
-    /// The GC budget, read from the table once.
-    gc_budget: Arc<OnceLock<CapacityBudget>>,
+    items: Items,
+    gc: Gc,
 }
 
-/// The outcome of a conditional request: done, or refused with the item's
-/// state at that moment (None when there was no item).
-pub(crate) type Conditional<T> = Result<T, Option<Record>>;
+/// What one attempt of a retry loop decided.
+enum Retry<T> {
+    Done(T),
+    /// Go again after a pause; this error when no time is left.
+    Again(SessionError),
+}
 
 impl SessionStore {
     /// A store on `client` with `config`. The client gets the config's
     /// timeouts and the SDK's standard retries.
     pub fn new(client: Client, config: Config) -> SessionStore {
         let client = crate::client::with_timeouts(&client, &config);
-        SessionStore { client, config: Arc::new(config), gc_budget: Arc::default() }
+        let items = Items::new(client, Arc::new(config));
+        SessionStore { gc: Gc::new(items.clone()), items }
     }
 
     /// The options.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.items.config()
     }
 
     /// The DynamoDB client.
     pub fn client(&self) -> &Client {
-        &self.client
+        self.items.client()
     }
 
-    /// The same store on another client (e.g. one with other timeouts).
-    pub(crate) fn with_client(&self, client: Client) -> SessionStore {
-        SessionStore { client, config: self.config.clone(), gc_budget: self.gc_budget.clone() }
-    }
-
-    pub(crate) fn cached_budget(&self) -> Option<CapacityBudget> {
-        self.gc_budget.get().copied()
-    }
-
-    pub(crate) fn cache_budget(&self, budget: CapacityBudget) -> CapacityBudget {
-        *self.gc_budget.get_or_init(|| budget)
-    }
-
-    fn key(&self, id: &SessionId) -> AttributeValue {
-        attr_s(self.config.item_key(id.as_str()))
-    }
-
-    pub(crate) fn new_expiry(&self, now: Now) -> i64 {
-        now.secs + self.config.session_lifetime.as_secs() as i64
-    }
-
-    pub(crate) fn update_item(&self, id: &SessionId) -> UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.config.table_name).key(&self.config.hash_key, self.key(id))
-    }
-
-    pub(crate) fn session(
-        &self,
-        id: &SessionId,
-        record: &Record,
-        lock_token: Option<LockToken>,
-    ) -> Result<Session, SessionError> {
+    fn session(&self, id: &SessionId, record: &Record, lock_token: Option<LockToken>) -> Result<Session, SessionError> {
         Ok(Session {
             id: id.clone(),
-            data: record.decode_data(&self.config)?,
+            data: record.decode_data(self.config())?,
             expires: record.expires,
             etag: record.etag(),
             lock_token,
         })
     }
 
-    /// Turns a conditional request's result into done, refused (with the
-    /// item's old state: as returned with the failure, or read again when the
-    /// server did not return it) or an error.
-    pub(crate) async fn refused_or<T, E>(
-        &self,
-        operation: &'static str,
-        id: &SessionId,
-        result: Result<T, SdkError<E, HttpResponse>>,
-    ) -> Result<Conditional<T>, SessionError>
-    where
-        E: ConditionFailure + aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        match result {
-            Ok(done) => Ok(Ok(done)),
-            Err(err) => match err.as_service_error().and_then(ConditionFailure::old_item) {
-                Some(Some(item)) => Ok(Err(Some(Record::decode(&self.config, &item)))),
-                Some(None) => Ok(Err(self.fetch(id, true).await?)),
-                None => Err(SessionError::dynamo(operation, err)),
-            },
-        }
-    }
-
-    /// Reads the item, if any.
-    pub(crate) async fn fetch(&self, id: &SessionId, consistent: bool) -> Result<Option<Record>, SessionError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.config.table_name)
-            .key(&self.config.hash_key, self.key(id))
-            .consistent_read(consistent)
-            .send()
-            .in_budget()
-            .await
-            .map_err(|e| SessionError::dynamo("GetItem", e))?;
-        Ok(out.item.map(|item| Record::decode(&self.config, &item)))
-    }
-
-    /// The live record, or NotFound (expired counts as absent, whatever TTL did).
-    async fn fetch_live(&self, id: &SessionId, consistent: bool, now: Now) -> Result<Record, SessionError> {
-        match self.fetch(id, consistent).await? {
-            Some(record) if record.is_live(now) => Ok(record),
-            _ => Err(SessionError::NotFound),
-        }
-    }
-
     /// Starts a new session with a fresh id, in the configured format; the
     /// put's condition means it can never overwrite an existing item.
     pub async fn create(&self, data: Data) -> Result<Session, SessionError> {
-        let stored = Encoding::configured(&self.config).encode(&self.config, &data)?;
+        let config = self.config();
+        let stored = Encoding::configured(config).encode(config, &data)?;
         let id = SessionId::generate();
         let now = Now::sample();
         let write_id = random_marker();
-        let mut item =
-            new_item(&self.config, self.config.item_key(id.as_str()), stored.as_ref(), self.new_expiry(now), now);
-        item.insert(WRITE_IDS[0].into(), attr_s(&write_id));
+        let mut item = new_item(config, config.item_key(id.as_str()), stored.as_ref(), self.items.new_expiry(now), now);
+        item.insert(WRITE_IDS[0].name.into(), attr_s(&write_id));
         let result = self
-            .client
+            .client()
             .put_item()
-            .table_name(&self.config.table_name)
+            .table_name(&config.table_name)
             .set_item(Some(item.clone()))
-            .condition(conditions::absent(&self.config))
+            .condition(conditions::absent(config))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .in_budget()
             .await;
-        match self.refused_or("PutItem", &id, result).await? {
-            Ok(_) => {}
-            Err(Some(old)) if conditions::written_by(&old, &write_id) => {}
+        match self.items.written("PutItem", &id, result).await? {
+            Written::Done(_) => {}
+            Written::Refused(old) if conditions::written_by(&old, &write_id) => {}
             // A 190-bit id collides never in practice; if it did, it would
             // surface as Conflict rather than an overwrite.
-            Err(_) => return Err(SessionError::Conflict),
+            Written::Refused(_) | Written::NoItem => return Err(SessionError::Conflict),
         }
-        self.session(&id, &Record::decode(&self.config, &item), None)
+        self.session(&id, &Record::decode(config, &item), None)
     }
 
     /// Reads a session without locking it: one GetItem, plus a small
     /// UpdateItem at most once per touch interval to push the expiry on.
     pub async fn load(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let config = self.config();
         let now = Now::sample();
-        let record = self.fetch_live(id, self.config.consistent_read, now).await?;
+        let record = self.items.fetch_live(id, config.consistent_read, now).await?;
         let mut session = self.session(id, &record, None)?;
         if has_stale_lease(&record, now) {
             // A vanished holder's lease: end it, or PHP waits for it and then
             // starts with an empty session.
-            if let Err(err) = self.end_stale_lease(self.key(id), &record).await {
+            if let Err(err) = end_stale_lease(&self.items, self.items.key(id), &record).await {
                 tracing::warn!(session = %id.redacted(), error = %err, "run-out lease not removed");
             }
         }
-        let last_activity = record.expires - self.config.session_lifetime.as_secs() as i64;
-        if now.secs - last_activity >= self.config.touch_interval.as_secs() as i64 {
+        let last_activity = record.expires - config.session_lifetime.as_secs() as i64;
+        if now.secs - last_activity >= config.touch_interval.as_secs() as i64 {
             session.expires = self.touch(id, now).await.unwrap_or(record.expires);
         }
         Ok(session)
@@ -235,18 +161,20 @@ impl SessionStore {
     /// Pushes the expiry on without changing the data or the entity tag. A
     /// failure is logged and the read still answers: it was only a refresh.
     async fn touch(&self, id: &SessionId, now: Now) -> Option<i64> {
-        let expires = self.new_expiry(now);
+        let config = self.config();
+        let expires = self.items.new_expiry(now);
         let update = Expr::new(format!("SET {P_EXP} = :new_expires"))
-            .name(P_EXP, &self.config.session_lifetime_attribute)
+            .name(P_EXP, &config.session_lifetime_attribute)
             .value(":new_expires", attr_n(expires));
         // Never move the expiry back, never bring a dead session back.
         let later = Expr::new(format!("{P_EXP} < :new_expires"))
-            .name(P_EXP, &self.config.session_lifetime_attribute)
+            .name(P_EXP, &config.session_lifetime_attribute)
             .value(":new_expires", attr_n(expires));
         let result = self
+            .items
             .update_item(id)
             .update(update)
-            .condition(conditions::live(&self.config, now).and(later))
+            .condition(conditions::live(config, now).and(later))
             .send()
             .in_budget()
             .await;
@@ -266,7 +194,7 @@ impl SessionStore {
     pub async fn replace(&self, id: &SessionId, data: Data, options: &WriteOptions) -> Result<Session, SessionError> {
         // Data over the limit in the configured format costs no call.
         if let Err(too_large @ SessionError::TooLarge { .. }) =
-            Encoding::configured(&self.config).encode(&self.config, &data)
+            Encoding::configured(self.config()).encode(self.config(), &data)
         {
             return Err(too_large);
         }
@@ -298,56 +226,95 @@ impl SessionStore {
         options: &WriteOptions,
         change: impl Fn(&Data, DataFormat) -> Result<Data, SessionError>,
     ) -> Result<Session, SessionError> {
-        let config = &self.config;
         let write_id = random_marker();
-        let mut wait = LockWait::new(config);
+        let mut wait = LockWait::new(self.config());
         loop {
             let now = Now::sample();
-            let record = self.fetch_live(id, true, now).await?;
+            let record = self.items.fetch_live(id, true, now).await?;
             if options.if_match.as_ref().is_some_and(|tag| *tag != record.etag()) {
                 return Err(SessionError::PreconditionFailed);
             }
-            let guard = match WriteAccess::of(config, &record, options.lock_token.as_ref(), now) {
+            let guard = match WriteAccess::of(self.config(), &record, options.lock_token.as_ref(), now) {
                 WriteAccess::Allowed(guard) => guard,
                 WriteAccess::LockLost => return Err(SessionError::LockLost),
                 WriteAccess::Wait => {
-                    self.wait_for_release(id, record, &mut wait).await?;
+                    wait_for_release(&self.items, id, record, &mut wait).await?;
                     continue;
                 }
             };
-            let old = record.decode_data(config)?;
-            let encoding = record.encoding(config)?;
-            let data = change(&old, encoding.format)?;
-            options.policy.check(&old, &data, encoding.format)?;
-            let stored = encoding.encode(config, &data)?;
-            match self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await {
-                Ok(Ok(session)) => return Ok(session),
-                Ok(Err(Some(old))) if conditions::written_by(&old, &write_id) => return self.session(id, &old, None),
-                Ok(Err(Some(old))) if !old.is_live(now) => return Err(SessionError::NotFound),
-                Ok(Err(None)) => return Err(SessionError::NotFound),
-                Ok(Err(Some(_))) if options.lock_token.is_some() => return Err(SessionError::LockLost),
+            let stored = self.changed(&record, options, &change)?;
+            let written = self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await;
+            match self.judge_update(id, &record, written, &write_id, now, options).await? {
+                Retry::Done(session) => return Ok(session),
                 // Changed since our read: read again (after a pause that keeps
                 // racing writers apart), and the ETag check above decides.
-                Ok(Err(Some(_))) => wait.pause(None, SessionError::Conflict).await?,
-                Err(error) if error.is_transient() => {
-                    // A 5xx or a timeout: the write may have landed. Look at
-                    // once, while its marker is still among the item's last;
-                    // when too many writes followed to tell, the caller
-                    // decides (503), rather than this applying it twice.
-                    if !error.is_throttled() {
-                        if let Some(current) = self.fetch(id, true).await? {
-                            match conditions::landed(&record, &current, &write_id) {
-                                Some(true) => return self.session(id, &current, None),
-                                Some(false) => {}
-                                None => return Err(error),
-                            }
-                        }
-                    }
-                    wait.pause(None, error).await?;
-                }
-                Err(error) => return Err(error),
+                Retry::Again(error) => wait.pause(None, error).await?,
             }
         }
+    }
+
+    /// The data `change` makes of `record`'s, checked against the write
+    /// policy and encoded as the session is stored.
+    fn changed(
+        &self,
+        record: &Record,
+        options: &WriteOptions,
+        change: impl Fn(&Data, DataFormat) -> Result<Data, SessionError>,
+    ) -> Result<Option<StoredData>, SessionError> {
+        let config = self.config();
+        let old = record.decode_data(config)?;
+        let encoding = record.encoding(config)?;
+        let data = change(&old, encoding.format)?;
+        options.policy.check(&old, &data, encoding.format)?;
+        encoding.encode(config, &data)
+    }
+
+    /// What the end of an update's write (of the session read as `read`,
+    /// marked `write_id`) means.
+    async fn judge_update(
+        &self,
+        id: &SessionId,
+        read: &Record,
+        written: Result<Written<Record>, SessionError>,
+        write_id: &str,
+        now: Now,
+        options: &WriteOptions,
+    ) -> Result<Retry<Session>, SessionError> {
+        match written {
+            Ok(Written::Done(record)) => Ok(Retry::Done(self.session(id, &record, None)?)),
+            Ok(Written::Refused(old)) if conditions::written_by(&old, write_id) => {
+                Ok(Retry::Done(self.session(id, &old, None)?))
+            }
+            Ok(Written::Refused(old)) if !old.is_live(now) => Err(SessionError::NotFound),
+            Ok(Written::NoItem) => Err(SessionError::NotFound),
+            Ok(Written::Refused(_)) if options.lock_token.is_some() => Err(SessionError::LockLost),
+            Ok(Written::Refused(_)) => Ok(Retry::Again(SessionError::Conflict)),
+            Err(error) if error.is_transient() => self.judge_unknown_write(id, read, write_id, error).await,
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A 5xx or a timeout: the write may have landed. Look at once, while
+    /// its marker is still among the item's last; when too many writes
+    /// followed to tell, the caller decides (503), rather than this applying
+    /// it twice.
+    async fn judge_unknown_write(
+        &self,
+        id: &SessionId,
+        read: &Record,
+        write_id: &str,
+        error: SessionError,
+    ) -> Result<Retry<Session>, SessionError> {
+        if !error.is_throttled() {
+            if let Some(current) = self.items.fetch(id, true).await? {
+                match conditions::landed(read, &current, write_id) {
+                    Some(true) => return Ok(Retry::Done(self.session(id, &current, None)?)),
+                    Some(false) => {}
+                    None => return Err(error),
+                }
+            }
+        }
+        Ok(Retry::Again(error))
     }
 
     /// The write of a lock holder: no read, the token says the encoding,
@@ -361,24 +328,25 @@ impl SessionStore {
         let write_id = token.write_id();
         let mut token = token.clone();
         loop {
-            let stored = token.encoding().encode(&self.config, &data)?;
+            let stored = token.encoding().encode(self.config(), &data)?;
             let guard = token.held_in_its_encoding();
             match self.write_data(id, stored.clone(), guard, write_id, now, Retries::BySdk).await? {
-                Ok(session) => return Ok(session),
-                Err(Some(old)) if conditions::written_by(&old, write_id) && old.data == stored => {
+                Written::Done(record) => return self.session(id, &record, None),
+                Written::Refused(old) if conditions::written_by(&old, write_id) && old.data == stored => {
                     return self.session(id, &old, None)
                 }
-                Err(Some(old)) if old.is_live(now) => match token.bound_encoding(&old) {
+                Written::Refused(old) if old.is_live(now) => match token.bound_encoding(&old) {
                     Some(bound) if bound != token.encoding() => token = token.with_encoding(bound),
                     _ => return Err(SessionError::LockLost),
                 },
-                Err(_) => return Err(SessionError::NotFound),
+                Written::Refused(_) | Written::NoItem => return Err(SessionError::NotFound),
             }
         }
     }
 
     /// The one data write: new data (or none), expiry, version, marker; the
     /// lock released; conditional on the session being live and `guard`.
+    /// Done, it returns the item as written.
     async fn write_data(
         &self,
         id: &SessionId,
@@ -387,34 +355,12 @@ impl SessionStore {
         write_id: &str,
         now: Now,
         retries: Retries,
-    ) -> Result<Conditional<Session>, SessionError> {
-        let config = &self.config;
-        let (set_data, remove_data) = match stored {
-            Some(_) => (format!("{P_DATA} = :data, "), ""),
-            None => (String::new(), ", #data"),
-        };
-        let mut update = Expr::new(format!(
-            "SET {set_data}{P_EXP} = :new_expires, #ver = if_not_exists(#ver, :zero) + :one, \
-             #wid = :write_id, #wid2 = if_not_exists(#wid, :none), #wid3 = if_not_exists(#wid2, :none) \
-             REMOVE {REMOVE_LOCK}{remove_data}"
-        ))
-        .name(P_DATA, &config.data_attribute)
-        .name(P_EXP, &config.session_lifetime_attribute)
-        .name("#ver", VERSION)
-        .name("#wid", WRITE_IDS[0])
-        .name("#wid2", WRITE_IDS[1])
-        .name("#wid3", WRITE_IDS[2])
-        .value(":new_expires", attr_n(self.new_expiry(now)))
-        .value(":zero", attr_n(0))
-        .value(":one", attr_n(1))
-        .value(":write_id", attr_s(write_id))
-        .value(":none", attr_s("-"));
-        if let Some(stored) = &stored {
-            update = update.value(":data", stored.attribute_value());
-        }
+    ) -> Result<Written<Record>, SessionError> {
+        let config = self.config();
         let request = self
+            .items
             .update_item(id)
-            .update(bind_lock_names(update))
+            .update(self.data_update(stored.as_ref(), write_id, now))
             .condition(conditions::live(config, now).and(guard))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -425,9 +371,38 @@ impl SessionStore {
                 request.customize().config_override(no_retries).send().in_budget().await
             }
         };
-        match self.refused_or("UpdateItem", id, result.map(|out| out.attributes.unwrap_or_default())).await? {
-            Ok(item) => Ok(Ok(self.session(id, &Record::decode(config, &item), None)?)),
-            Err(old) => Ok(Err(old)),
+        let result = result.map(|out| Record::decode(config, &out.attributes.unwrap_or_default()));
+        self.items.written("UpdateItem", id, result).await
+    }
+
+    /// The update of a data write: the data set (or removed when empty),
+    /// the expiry pushed on, the version bumped, `write_id` newest of the
+    /// markers, the lock removed.
+    fn data_update(&self, stored: Option<&StoredData>, write_id: &str, now: Now) -> Expr {
+        let config = self.config();
+        let (set_data, remove_data) = match stored {
+            Some(_) => (format!("{P_DATA} = :data, "), String::new()),
+            None => (String::new(), format!(", {P_DATA}")),
+        };
+        let ver = VERSION.placeholder;
+        let [wid, wid2, wid3] = WRITE_IDS.map(|attribute| attribute.placeholder);
+        let lock = lock_attributes();
+        let mut update = Expr::new(format!(
+            "SET {set_data}{P_EXP} = :new_expires, {ver} = if_not_exists({ver}, :zero) + :one, \
+             {wid} = :write_id, {wid2} = if_not_exists({wid}, :none), {wid3} = if_not_exists({wid2}, :none) \
+             REMOVE {lock}{remove_data}"
+        ))
+        .name(P_DATA, &config.data_attribute)
+        .name(P_EXP, &config.session_lifetime_attribute)
+        .value(":new_expires", attr_n(self.items.new_expiry(now)))
+        .value(":zero", attr_n(0))
+        .value(":one", attr_n(1))
+        .value(":write_id", attr_s(write_id))
+        .value(":none", attr_s("-"));
+        update = WRITE_IDS.iter().fold(VERSION.bound_in(bind_lock(update)), |update, wid| wid.bound_in(update));
+        match stored {
+            Some(stored) => update.value(":data", stored.attribute_value()),
+            None => update,
         }
     }
 
@@ -435,7 +410,7 @@ impl SessionStore {
     /// session another request has locked is waited for, then Locked; with
     /// the caller's token, a lock that is no longer the caller's is LockLost.
     pub async fn destroy(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<(), SessionError> {
-        let config = &self.config;
+        let config = self.config();
         let mut wait = LockWait::new(config);
         loop {
             let now = Now::sample();
@@ -445,19 +420,17 @@ impl SessionStore {
                 None => lock_free(now),
             };
             let result = self
-                .client
-                .delete_item()
-                .table_name(&config.table_name)
-                .key(&config.hash_key, self.key(id))
+                .items
+                .delete_key(self.items.key(id))
                 .condition(dead.or(allowed))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .in_budget()
                 .await;
-            match self.refused_or("DeleteItem", id, result).await? {
-                Ok(_) | Err(None) => return Ok(()),
-                Err(Some(_)) if lock_token.is_some() => return Err(SessionError::LockLost),
-                Err(Some(old)) => self.wait_for_release(id, old, &mut wait).await?,
+            match self.items.written("DeleteItem", id, result).await? {
+                Written::Done(_) | Written::NoItem => return Ok(()),
+                Written::Refused(_) if lock_token.is_some() => return Err(SessionError::LockLost),
+                Written::Refused(old) => wait_for_release(&self.items, id, old, &mut wait).await?,
             }
         }
     }
@@ -466,16 +439,15 @@ impl SessionStore {
     /// they are) and removes the old item, in one transaction (PHP's
     /// `session_regenerate_id(true)`).
     pub async fn regenerate(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<Session, SessionError> {
-        let config = &self.config;
         // One new id and marker for every attempt: at most one attempt can
         // put the new item (it must be absent), and the item says it landed.
         let new_id = SessionId::generate();
         let write_id = random_marker();
-        let mut wait = LockWait::new(config);
+        let mut wait = LockWait::new(self.config());
         let mut sent = false;
         loop {
             let now = Now::sample();
-            let record = match self.fetch_live(id, true, now).await {
+            let record = match self.items.fetch_live(id, true, now).await {
                 Ok(record) => record,
                 // Gone: perhaps because an attempt of ours landed.
                 Err(SessionError::NotFound) if sent => {
@@ -483,44 +455,15 @@ impl SessionStore {
                 }
                 Err(err) => return Err(err),
             };
-            let allowed = match WriteAccess::of(config, &record, lock_token, now) {
+            let allowed = match WriteAccess::of(self.config(), &record, lock_token, now) {
                 WriteAccess::Allowed(guard) => guard,
                 WriteAccess::LockLost => return Err(SessionError::LockLost),
                 WriteAccess::Wait => {
-                    self.wait_for_release(id, record, &mut wait).await?;
+                    wait_for_release(&self.items, id, record, &mut wait).await?;
                     continue;
                 }
             };
-            // Refuse undecodable data before anything changes.
-            let data = record.decode_data(config)?;
-            let expires = self.new_expiry(now);
-            let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
-            item.insert(WRITE_IDS[0].into(), attr_s(&write_id));
-            let session = Session {
-                id: new_id.clone(),
-                data,
-                expires,
-                etag: Record::decode(config, &item).etag(),
-                lock_token: None,
-            };
-            let put = Put::builder()
-                .table_name(&config.table_name)
-                .set_item(Some(item))
-                .condition(conditions::absent(config))
-                .build()
-                .expect("table, item and condition are set");
-            let delete = Delete::builder()
-                .table_name(&config.table_name)
-                .key(&config.hash_key, self.key(id))
-                .condition(conditions::live(config, now).and(allowed))
-                .build()
-                .expect("table, key and condition are set");
-            let transaction = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put).build())
-                .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .client_request_token(random_marker());
+            let (session, transaction) = self.regeneration(id, &record, allowed, &new_id, &write_id, now)?;
             sent = true;
             match self.commit(transaction, &mut wait).await {
                 Commit::Done => return Ok(session),
@@ -529,13 +472,51 @@ impl SessionStore {
                 Commit::Refused => wait.pause(None, SessionError::Conflict).await?,
                 Commit::Failed { error, maybe_landed: false } => return Err(error),
                 Commit::Failed { error, maybe_landed: true } => {
-                    return match self.regenerated(&new_id, &write_id).await {
-                        Ok(Some(session)) => Ok(session),
-                        _ => Err(error),
-                    };
+                    return self.regenerated(&new_id, &write_id).await.ok().flatten().ok_or(error)
                 }
             }
         }
+    }
+
+    /// The session as `new_id` with `record`'s data, and the transaction
+    /// that puts it (only if absent) and deletes the old item (only if live
+    /// and `allowed`).
+    fn regeneration(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        allowed: Expr,
+        new_id: &SessionId,
+        write_id: &str,
+        now: Now,
+    ) -> Result<(Session, TransactWriteItemsFluentBuilder), SessionError> {
+        let config = self.config();
+        // Refuse undecodable data before anything changes.
+        let data = record.decode_data(config)?;
+        let expires = self.items.new_expiry(now);
+        let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
+        item.insert(WRITE_IDS[0].name.into(), attr_s(write_id));
+        let etag = Record::decode(config, &item).etag();
+        let session = Session { id: new_id.clone(), data, expires, etag, lock_token: None };
+        let put = Put::builder()
+            .table_name(&config.table_name)
+            .set_item(Some(item))
+            .condition(conditions::absent(config))
+            .build()
+            .expect("table, item and condition are set");
+        let delete = Delete::builder()
+            .table_name(&config.table_name)
+            .key(&config.hash_key, self.items.key(id))
+            .condition(conditions::live(config, now).and(allowed))
+            .build()
+            .expect("table, key and condition are set");
+        let transaction = self
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .client_request_token(random_marker());
+        Ok((session, transaction))
     }
 
     /// Sends a transaction until its outcome is known: after a conflict, a
@@ -576,10 +557,63 @@ impl SessionStore {
     /// The session regenerated as `new_id`, if a transaction marked
     /// `write_id` put it.
     async fn regenerated(&self, new_id: &SessionId, write_id: &str) -> Result<Option<Session>, SessionError> {
-        match self.fetch(new_id, true).await? {
+        match self.items.fetch(new_id, true).await? {
             Some(record) if conditions::written_by(&record, write_id) => Ok(Some(self.session(new_id, &record, None)?)),
             _ => Ok(None),
         }
+    }
+
+    /// Reads a session and takes its lock, waiting up to `max_lock_wait_time`
+    /// for another holder, then Locked: never an empty session. Data that
+    /// cannot be decoded is refused and the lock released before answering.
+    pub async fn load_and_lock(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let Locked { record, data, token } = locking::load_and_lock(&self.items, id).await?;
+        Ok(Session { id: id.clone(), data, expires: record.expires, etag: record.etag(), lock_token: Some(token) })
+    }
+
+    /// Releases the caller's lock without writing (taking it refreshed the
+    /// expiry already). Releasing a lock that is no longer the caller's
+    /// (already released, or taken over) succeeds: there is nothing of the
+    /// caller's left to release.
+    pub async fn unlock(&self, id: &SessionId, token: &LockToken) -> Result<(), SessionError> {
+        locking::unlock(&self.items, id, token).await
+    }
+
+    /// The capacity a sweep may use, read once per store with DescribeTable:
+    /// `gc_capacity_share` of a provisioned table's units, or
+    /// `gc_on_demand_rate` on an on-demand table.
+    pub async fn gc_budget(&self) -> Result<CapacityBudget, SessionError> {
+        self.gc.budget().await
+    }
+
+    /// Sweeps expired sessions (see [`crate::gc`]) within the GC budget, from
+    /// `options.start_after` to the end or the deadline.
+    pub async fn delete_expired(&self, options: SweepOptions) -> Result<GcReport, SessionError> {
+        self.gc.delete_expired(options).await
+    }
+
+    /// PHP's automatic GC, bounded: by chance (1 in
+    /// [`AUTOMATIC_GC_DIVISOR`](crate::gc::AUTOMATIC_GC_DIVISOR)) a short
+    /// sweep of one random scan segment. None when it did not run. A large
+    /// table is only partly swept this way: the scheduled sweep is the one
+    /// that finishes it.
+    pub async fn automatic_gc_step(&self) -> Option<Result<GcReport, SessionError>> {
+        self.gc.automatic_step().await
+    }
+
+    /// Sweeps every `period` forever (for a long-running server), each sweep
+    /// stopping before the next is due.
+    pub async fn continuously_delete_expired(&self, period: Duration) {
+        self.gc.continuously_delete_expired(period).await
+    }
+
+    /// One scheduled run: claims the checkpoint (a lease that ends at the
+    /// deadline, so a crashed run never blocks the next), sweeps from the
+    /// saved position until the table ends or the deadline, and, on every
+    /// way out (errors included), saves where it got to and releases the
+    /// claim before returning.
+    pub async fn scheduled_sweep(&self, deadline: Instant, run_id: &str) -> Result<ScheduledSweep, SessionError> {
+        self.gc.scheduled_sweep(deadline, run_id).await
     }
 }
 
@@ -619,31 +653,6 @@ fn merge_patch(target: &mut Data, patch: &Data) {
         }
     }
 }
-
-/// The old item a refused conditional request carries.
-pub(crate) trait ConditionFailure {
-    /// Some(item or None) when the condition failed; None for other errors.
-    fn old_item(&self) -> Option<Option<Item>>;
-}
-
-macro_rules! condition_failure {
-    ($($error:path),* $(,)?) => {$(
-        impl ConditionFailure for $error {
-            fn old_item(&self) -> Option<Option<Item>> {
-                match self {
-                    Self::ConditionalCheckFailedException(failed) => Some(failed.item.clone()),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-condition_failure!(
-    aws_sdk_dynamodb::operation::put_item::PutItemError,
-    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-    aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
-);
 
 /// Who sends a data write again when its outcome is unknown (a 5xx, a
 /// timeout after it was sent).

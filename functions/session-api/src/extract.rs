@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request
 use axum::http::header::{CONTENT_TYPE, IF_MATCH};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use dynamodb_sessions::schema::ETAG_LEN;
 use dynamodb_sessions::{Data, LockToken, Session, SessionError, SessionId, WriteOptions};
 use serde::Deserialize;
 use serde_json::Value;
@@ -178,8 +179,8 @@ enum IfMatch {
     Tag(String),
 }
 
-/// `If-Match: "<etag>"` or `*`. An entity tag this API gives out is 24 hex
-/// digits; anything else can never match (412), nor can a weak tag (`W/`):
+/// `If-Match: "<etag>"` or `*`. An entity tag this API gives out is
+/// [`ETAG_LEN`] hex digits; anything else can never match (412), nor can a weak tag (`W/`):
 /// `If-Match` compares strongly (RFC 9110).
 fn if_match(headers: &HeaderMap) -> Result<IfMatch, ApiError> {
     let Some(value) = headers.get(IF_MATCH) else { return Ok(IfMatch::Absent) };
@@ -188,7 +189,7 @@ fn if_match(headers: &HeaderMap) -> Result<IfMatch, ApiError> {
         return Ok(IfMatch::Any);
     }
     let tag = raw.trim_matches('"');
-    let well_formed = tag.len() == 24 && tag.bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed = tag.len() == ETAG_LEN && tag.bytes().all(|b| b.is_ascii_hexdigit());
     well_formed.then(|| IfMatch::Tag(tag.to_ascii_lowercase())).ok_or(ApiError::InvalidIfMatch)
 }
 
