@@ -82,6 +82,8 @@ pub mod fixtures {
     use aws_sdk_dynamodb::Client;
 
     use crate::config::{Config, ConfigBuilder};
+    use crate::lease::PHP_LOCK;
+    use crate::schema::{LOCK, LOCK_TOKEN, VERSION};
     use crate::table::TableCapacity;
     use crate::{LockToken, SessionStore};
 
@@ -139,7 +141,7 @@ pub mod fixtures {
             item.insert(config.data_attribute.clone(), AttributeValue::S(data.into()));
         }
         if locked {
-            item.insert("lock".into(), AttributeValue::N("1".into()));
+            item.insert(LOCK.name.into(), AttributeValue::N(PHP_LOCK.to_string()));
         }
         put_raw(store, item).await;
     }
@@ -152,13 +154,13 @@ pub mod fixtures {
             (config.hash_key.clone(), AttributeValue::S(config.item_key(sid))),
             (config.data_attribute.clone(), AttributeValue::S(data.into())),
             (config.session_lifetime_attribute.clone(), AttributeValue::N(expires.to_string())),
-            ("version".into(), AttributeValue::N("1".into())),
+            (VERSION.name.into(), AttributeValue::N("1".into())),
         ]
         .into();
         if let Some(token) = lock {
             let (lock_token, lease_until_ms) = token.parts();
-            item.insert("lock".into(), AttributeValue::N(lease_until_ms.to_string()));
-            item.insert("lock_token".into(), AttributeValue::S(lock_token));
+            item.insert(LOCK.name.into(), AttributeValue::N(lease_until_ms.to_string()));
+            item.insert(LOCK_TOKEN.name.into(), AttributeValue::S(lock_token));
         }
         put_raw(store, item).await;
     }

@@ -37,6 +37,7 @@ use crate::item::{conditions, Item, Now, Record};
 use crate::items::Items;
 use crate::lease::{lock_free, lock_is_live, stale_lease};
 use crate::locking::end_stale_lease;
+use crate::schema::checkpoint::{self, CLAIM, FINISHED, OWNER, POSITION};
 use crate::schema::{bind_lock, lock_attributes, P_EXP, P_KEY};
 
 /// With `automatic_gc`, one session request in this many runs a sweep step
@@ -50,7 +51,7 @@ pub const AUTOMATIC_GC_BUDGET: Duration = Duration::from_millis(200);
 /// Key of the item that keeps the scheduled sweep's position between runs,
 /// in the sessions table itself ('#' never appears in a session key). It has
 /// no expiry attribute, so neither a sweep nor TTL removes it.
-pub const CHECKPOINT_KEY: &str = "#gc-checkpoint";
+pub const CHECKPOINT_KEY: &str = checkpoint::KEY;
 
 /// The longest pause after a failure the SDK could not retry away.
 const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(30);
@@ -687,15 +688,13 @@ impl Gc {
             .items
             .update_key(Gc::checkpoint())
             .update(
-                Expr::new("SET #owner = :run, #claim = :until")
-                    .name("#owner", "owner")
-                    .name("#claim", "lease_until_ms")
+                claim_names(Expr::new(format!("SET {} = :run, {} = :until", OWNER.placeholder, CLAIM.placeholder)))
                     .value(":run", attr_s(run_id))
                     .value(":until", attr_n(lease_until)),
             )
             .condition(
-                Expr::new("attribute_not_exists(#claim) OR #claim < :now_ms")
-                    .name("#claim", "lease_until_ms")
+                CLAIM
+                    .bound_in(Expr::new(format!("attribute_not_exists({0}) OR {0} < :now_ms", CLAIM.placeholder)))
                     .value(":now_ms", attr_n(now.millis)),
             )
             .return_values(ReturnValue::AllNew)
@@ -704,7 +703,8 @@ impl Gc {
             .await;
         match claim {
             Ok(out) => {
-                let position = out.attributes.unwrap_or_default().get("position").and_then(|v| v.as_s().ok()).cloned();
+                let attributes = out.attributes.unwrap_or_default();
+                let position = attributes.get(POSITION.name).and_then(|v| v.as_s().ok()).cloned();
                 Ok(Claim::Taken { start_after: position.map(ResumeKey) })
             }
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
@@ -719,27 +719,25 @@ impl Gc {
     /// lease, and the next run repeats some work, which conditional deletes
     /// make harmless.
     async fn release_checkpoint(&self, run_id: &str, report: Option<&GcReport>) {
-        let mut update = match report {
+        let (owner, claim, position, finished) =
+            (OWNER.placeholder, CLAIM.placeholder, POSITION.placeholder, FINISHED.placeholder);
+        let update = match report {
             Some(report) if report.finished() => {
-                Expr::new("SET #finished = :finished REMOVE #owner, #claim, #position")
-                    .name("#finished", "last_finished")
-                    .name("#position", "position")
-                    .value(":finished", attr_n(Now::sample().secs))
+                let update = Expr::new(format!("SET {finished} = :finished REMOVE {owner}, {claim}, {position}"));
+                FINISHED.bound_in(POSITION.bound_in(update)).value(":finished", attr_n(Now::sample().secs))
             }
             Some(GcReport { resume_key: Some(ResumeKey(key)), .. }) => {
-                Expr::new("SET #position = :position REMOVE #owner, #claim")
-                    .name("#position", "position")
-                    .value(":position", attr_s(key))
+                let update = Expr::new(format!("SET {position} = :position REMOVE {owner}, {claim}"));
+                POSITION.bound_in(update).value(":position", attr_s(key))
             }
             // Nothing swept: the saved position still holds.
-            _ => Expr::new("REMOVE #owner, #claim"),
+            _ => Expr::new(format!("REMOVE {owner}, {claim}")),
         };
-        update = update.name("#owner", "owner").name("#claim", "lease_until_ms");
         let released = self
             .items
             .update_key(Gc::checkpoint())
-            .update(update)
-            .condition(Expr::new("#owner = :run").name("#owner", "owner").value(":run", attr_s(run_id)))
+            .update(claim_names(update))
+            .condition(OWNER.bound_in(Expr::new(format!("{owner} = :run"))).value(":run", attr_s(run_id)))
             .send()
             .in_budget()
             .await;
@@ -747,6 +745,11 @@ impl Gc {
             tracing::warn!(error = %SessionError::dynamo("UpdateItem", e), "gc checkpoint not saved");
         }
     }
+}
+
+/// `expr` with the claim's placeholders (owner and lease) bound.
+fn claim_names(expr: Expr) -> Expr {
+    OWNER.bound_in(CLAIM.bound_in(expr))
 }
 
 /// The next Scan `Limit`: about one second of the read budget per page.

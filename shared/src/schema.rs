@@ -48,6 +48,25 @@ pub(crate) const P_KEY: &str = "#key";
 pub(crate) const P_DATA: &str = "#data";
 pub(crate) const P_EXP: &str = "#exp";
 
+/// The scheduled sweep's checkpoint: an item of its own in the sessions
+/// table, under a key no session has ('#' never appears in one), without
+/// an expiry, so neither a sweep nor TTL removes it.
+pub(crate) mod checkpoint {
+    use super::Attribute;
+
+    /// Its key.
+    pub const KEY: &str = "#gc-checkpoint";
+    /// The run that holds the claim.
+    pub const OWNER: Attribute = Attribute::new("owner", "#owner");
+    /// When the claim ends by itself (epoch ms), so a crashed run never
+    /// blocks the next.
+    pub const CLAIM: Attribute = Attribute::new("lease_until_ms", "#claim");
+    /// The last key of the last page swept, while a sweep is unfinished.
+    pub const POSITION: Attribute = Attribute::new("position", "#position");
+    /// When a sweep last reached the end of the table (epoch seconds).
+    pub const FINISHED: Attribute = Attribute::new("last_finished", "#finished");
+}
+
 /// Random bytes in a marker (a lock token's, a write's id)...
 pub(crate) const MARKER_BYTES: usize = 16;
 /// ...written as this many unpadded base64url characters.
