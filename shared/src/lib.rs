@@ -52,5 +52,5 @@ pub use id::SessionId;
 pub use locking::LockToken;
 pub use options::ConfigError;
 pub use policy::{Refusal, WritePolicy};
-pub use store::{Session, SessionStore, WriteOptions};
+pub use store::{KeyChanges, Loaded, Session, SessionStore, WriteOptions};
 pub use table::{TableCapacity, TableCreation};

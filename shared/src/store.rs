@@ -64,6 +64,27 @@ pub struct WriteOptions {
     pub policy: WritePolicy,
 }
 
+/// A session read to be changed later (an in-process layer's first access):
+/// the session, and the item's state the change's conditional write starts
+/// from, so a request that reads and then changes costs one read and one
+/// write.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    session: Session,
+    read: Record,
+}
+
+impl Loaded {
+    /// The session as read.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// Changes to some keys of a session's data: a key set to a value, or
+/// removed (`None`). Keys not named keep what is stored.
+pub type KeyChanges = Vec<(String, Option<Value>)>;
+
 /// The store: a DynamoDB client and the options, built once and cloned cheaply.
 #[derive(Clone)]
 pub struct SessionStore {
@@ -140,9 +161,16 @@ impl SessionStore {
     /// Reads a session without locking it: one GetItem, plus a small
     /// UpdateItem at most once per touch interval to push the expiry on.
     pub async fn load(&self, id: &SessionId) -> Result<Session, SessionError> {
+        Ok(self.load_for_change(id).await?.session)
+    }
+
+    /// Reads a session as [`load`](SessionStore::load) does, keeping what
+    /// [`change_keys`](SessionStore::change_keys) needs to write without
+    /// reading again.
+    pub async fn load_for_change(&self, id: &SessionId) -> Result<Loaded, SessionError> {
         let config = self.config();
         let now = Now::sample();
-        let record = self.items.fetch_live(id, config.consistent_read, now).await?;
+        let mut record = self.items.fetch_live(id, config.consistent_read, now).await?;
         let mut session = self.session(id, &record, None)?;
         if has_stale_lease(&record, now) {
             // A vanished holder's lease: end it, or PHP waits for it and then
@@ -153,9 +181,14 @@ impl SessionStore {
         }
         let last_activity = record.expires - config.session_lifetime.as_secs() as i64;
         if now.secs - last_activity >= config.touch_interval.as_secs() as i64 {
-            session.expires = self.touch(id, now).await.unwrap_or(record.expires);
+            if let Some(expires) = self.touch(id, now).await {
+                // The item as it is now, for a later write's condition.
+                record.expires = expires;
+                record.stored_expires = Some(expires.to_string());
+            }
+            session.expires = record.expires;
         }
-        Ok(session)
+        Ok(Loaded { session, read: record })
     }
 
     /// Pushes the expiry on without changing the data or the entity tag. A
@@ -201,15 +234,39 @@ impl SessionStore {
         match (&options.lock_token, &options.if_match) {
             // Unless the policy must compare the data with what is stored.
             (Some(token), None) if !options.policy.needs_stored(&data) => self.write_through(id, data, token).await,
-            _ => self.update(id, options, |_, _| Ok(data.clone())).await,
+            _ => self.update(id, None, options, |_, _| Ok(data.clone())).await,
         }
+    }
+
+    /// Sets and removes some keys of a session read with
+    /// [`load_for_change`](SessionStore::load_for_change), leaving the other
+    /// keys as they are stored: one conditional write on the item as read;
+    /// when another writer got in between, read again and apply the same
+    /// changes to what is stored then (as [`patch`](SessionStore::patch)).
+    pub async fn change_keys(
+        &self,
+        loaded: &Loaded,
+        changes: &[(String, Option<Value>)],
+        options: &WriteOptions,
+    ) -> Result<Session, SessionError> {
+        self.update(&loaded.session.id, Some(loaded.read.clone()), options, |stored, _| {
+            let mut data = stored.clone();
+            for (key, value) in changes {
+                match value {
+                    Some(value) => data.insert(key.clone(), value.clone()),
+                    None => data.shift_remove(key),
+                };
+            }
+            Ok(data)
+        })
+        .await
     }
 
     /// Applies a JSON merge patch (RFC 7396) to the stored data, retrying
     /// when another request wrote in between, so concurrent patches never
     /// lose an update.
     pub async fn patch(&self, id: &SessionId, patch: &Data, options: &WriteOptions) -> Result<Session, SessionError> {
-        self.update(id, options, |stored, format| {
+        self.update(id, None, options, |stored, format| {
             options.policy.check_patch(stored, patch, format)?;
             let mut data = stored.clone();
             merge_patch(&mut data, patch);
@@ -219,10 +276,12 @@ impl SessionStore {
     }
 
     /// Read, change, conditional write; again while other writers get in
-    /// between, up to `max_lock_wait_time`.
+    /// between, up to `max_lock_wait_time`. The first attempt starts from
+    /// `read`, when given and still live, instead of reading.
     async fn update(
         &self,
         id: &SessionId,
+        mut read: Option<Record>,
         options: &WriteOptions,
         change: impl Fn(&Data, DataFormat) -> Result<Data, SessionError>,
     ) -> Result<Session, SessionError> {
@@ -230,7 +289,10 @@ impl SessionStore {
         let mut wait = LockWait::new(self.config());
         loop {
             let now = Now::sample();
-            let record = self.items.fetch_live(id, true, now).await?;
+            let record = match read.take().filter(|record| record.is_live(now)) {
+                Some(record) => record,
+                None => self.items.fetch_live(id, true, now).await?,
+            };
             if options.if_match.as_ref().is_some_and(|tag| *tag != record.etag()) {
                 return Err(SessionError::PreconditionFailed);
             }

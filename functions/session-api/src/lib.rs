@@ -15,18 +15,16 @@
 
 #![deny(missing_docs)]
 
-pub mod cookie;
 pub mod error;
 pub mod extract;
 pub mod lambda;
 pub mod layer;
 pub mod request;
 pub mod routes;
-pub mod settings;
 pub mod state;
 
+pub use dynamodb_sessions_axum::{cookie, settings, HttpSettings, SessionCookie};
 pub use error::ApiError;
 pub use request::LOCK_TOKEN_HEADER;
 pub use routes::router;
-pub use settings::HttpSettings;
 pub use state::{ApiState, AutomaticGc};

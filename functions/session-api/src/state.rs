@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dynamodb_sessions::{ConfigError, Data, SessionError, SessionStore, WritePolicy};
+use dynamodb_sessions_axum::{HttpSettings, SessionCookie};
 
-use crate::cookie::SessionCookie;
 use crate::error::ApiError;
-use crate::settings::HttpSettings;
 
 /// When automatic GC (the library's `automatic_gc` option) runs: only ever
 /// after a successful response, never on an error path.

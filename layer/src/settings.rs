@@ -1,8 +1,9 @@
-//! The HTTP API's own options: the session cookie's attributes, PHP's
-//! `session.cookie_*` settings, and what clients may write (the
-//! [`WritePolicy`]: PHP objects, protected keys). They belong here, not in the storage
-//! library, which never sees a cookie (the cookie's *name* is the library's
-//! `session_name`, because it is also the key prefix).
+//! The HTTP options shared by the HTTP API and the session layer: the
+//! session cookie's attributes, PHP's `session.cookie_*` settings, and what
+//! HTTP clients may write (the [`WritePolicy`]: PHP objects, protected
+//! keys). They are not the storage library's, which never sees a cookie
+//! (the cookie's *name* is the library's `session_name`, because it is also
+//! the key prefix).
 //!
 //! Read once at start-up from environment variables ([`HttpSettings::from_env`]);
 //! a bad value is a [`ConfigError`] naming the variable and the value.

@@ -1,0 +1,97 @@
+//! The tower layer around an app's routes: it hands each request a lazy
+//! [`Session`], and once the handler's response is ready stores what the
+//! request changed and sets or removes the cookie. A write-back that fails
+//! replaces the handler's response: a client never sees a success for a
+//! change that was not stored.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use dynamodb_sessions::{SessionId, SessionStore};
+use tower::{Layer, Service};
+
+use crate::cookie::SessionCookie;
+use crate::rejection::SessionRejection;
+use crate::session::{CookieChange, Session};
+
+/// Sessions for the routes it wraps: `Router::new().route(...).layer(SessionLayer::new(store, cookie))`.
+#[derive(Clone)]
+pub struct SessionLayer(Arc<Shared>);
+
+struct Shared {
+    store: SessionStore,
+    cookie: SessionCookie,
+}
+
+impl SessionLayer {
+    /// The layer for `store`, with `cookie` (built once, from the same
+    /// settings as the HTTP API's: [`SessionCookie::new`]).
+    pub fn new(store: SessionStore, cookie: SessionCookie) -> SessionLayer {
+        SessionLayer(Arc::new(Shared { store, cookie }))
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService { inner, shared: self.0.clone() }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around the app's.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request> for SessionService<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let shared = self.shared.clone();
+        // A malformed id costs no call: it is a new session.
+        let cookie_id = shared.cookie.value(request.headers()).and_then(|raw| SessionId::parse(&raw).ok());
+        let session = Session::new(shared.store.clone(), cookie_id);
+        request.extensions_mut().insert(session.clone());
+        // The instance made ready by poll_ready serves this request.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(match session.finish().await {
+                Ok(cookie) => with_cookie(response, &shared.cookie, cookie),
+                Err(err) => SessionRejection::Store(err).into_response(),
+            })
+        })
+    }
+}
+
+/// `response` with the cookie change, if any.
+fn with_cookie(mut response: Response, cookie: &SessionCookie, change: CookieChange) -> Response {
+    let header = match change {
+        CookieChange::Keep => return response,
+        CookieChange::Set(id) => cookie.for_session(&id),
+        CookieChange::Remove => cookie.removal(),
+    };
+    let value = HeaderValue::from_str(&header.to_string()).expect("a cookie the cookie crate built is a header value");
+    response.headers_mut().append(SET_COOKIE, value);
+    response
+}

@@ -1,0 +1,224 @@
+//! The session of the request being served, as a handler sees it: read at
+//! its first use, changed key by key, and written back (only the keys that
+//! changed) by the [`SessionLayer`](crate::SessionLayer) once the handler's
+//! response is ready.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use dynamodb_sessions::{Data, Loaded, SessionError, SessionId, SessionStore, WriteOptions};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::rejection::SessionRejection;
+
+/// The request's session, an extractor: `async fn handler(session: Session)`.
+/// Cloned cheaply; every clone is the same session.
+#[derive(Clone)]
+pub struct Session(Arc<Mutex<Handle>>);
+
+/// What the layer must tell the browser once the request is done.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CookieChange {
+    Keep,
+    Set(SessionId),
+    Remove,
+}
+
+pub(crate) struct Handle {
+    store: SessionStore,
+    /// The id the request's cookie named, when well-formed.
+    cookie_id: Option<SessionId>,
+    state: State,
+    /// Keys set (`Some`) or removed (`None`) and not yet stored, each once.
+    changes: Vec<(String, Option<Value>)>,
+    cookie: CookieChange,
+}
+
+enum State {
+    /// Not read yet: a request that never uses its session costs nothing.
+    Unread,
+    /// The stored session, as read.
+    Stored(Box<Loaded>),
+    /// No session yet (no cookie, or an unknown or expired id): one is
+    /// created if the request stores something.
+    New,
+    /// Destroyed by this request.
+    Destroyed,
+}
+
+impl Session {
+    pub(crate) fn new(store: SessionStore, cookie_id: Option<SessionId>) -> Session {
+        let handle = Handle { store, cookie_id, state: State::Unread, changes: Vec::new(), cookie: CookieChange::Keep };
+        Session(Arc::new(Mutex::new(handle)))
+    }
+
+    /// The value of `key`, if the session holds one.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionRejection> {
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        match handle.value(key) {
+            None => Ok(None),
+            Some(value) => Ok(Some(serde_json::from_value(value).map_err(SessionRejection::Value)?)),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionRejection> {
+        let value = serde_json::to_value(value).map_err(SessionRejection::Value)?;
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        handle.change(key, Some(value));
+        Ok(())
+    }
+
+    /// Removes `key`, returning what it held.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionRejection> {
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        let old = handle.value(key);
+        if old.is_some() {
+            handle.change(key, None);
+        }
+        match old {
+            None => Ok(None),
+            Some(value) => Ok(Some(serde_json::from_value(value).map_err(SessionRejection::Value)?)),
+        }
+    }
+
+    /// Removes every key.
+    pub async fn clear(&self) -> Result<(), SessionRejection> {
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        for key in handle.data().keys().cloned().collect::<Vec<_>>() {
+            handle.change(&key, None);
+        }
+        Ok(())
+    }
+
+    /// The session's id; None while it is new (it gets one when stored).
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionRejection> {
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        Ok(match &handle.state {
+            State::Stored(loaded) => Some(loaded.session().id.clone()),
+            _ => None,
+        })
+    }
+
+    /// Gives the session a new id, with the same data, the old id gone, in
+    /// one transaction (PHP's `session_regenerate_id(true)`): on sign-in.
+    /// Changes made before are stored first.
+    pub async fn regenerate(&self) -> Result<(), SessionRejection> {
+        let mut handle = self.0.lock().await;
+        handle.read().await?;
+        let State::Stored(loaded) = &handle.state else { return Ok(()) };
+        let old_id = loaded.session().id.clone();
+        handle.write_back().await?;
+        let regenerated = handle.store.regenerate(&old_id, None).await?;
+        handle.cookie_id = Some(regenerated.id.clone());
+        handle.cookie = CookieChange::Set(regenerated.id);
+        handle.state = State::Unread;
+        Ok(())
+    }
+
+    /// Destroys the session (its item gone, the cookie expired).
+    pub async fn destroy(&self) -> Result<(), SessionRejection> {
+        let mut handle = self.0.lock().await;
+        if let Some(id) = handle.cookie_id.take() {
+            handle.store.destroy(&id, None).await?;
+            handle.cookie = CookieChange::Remove;
+        }
+        handle.changes.clear();
+        handle.state = State::Destroyed;
+        Ok(())
+    }
+
+    /// Stores what the request changed; what the browser must be told.
+    pub(crate) async fn finish(&self) -> Result<CookieChange, SessionError> {
+        let mut handle = self.0.lock().await;
+        handle.write_back().await?;
+        Ok(handle.cookie.clone())
+    }
+}
+
+impl Handle {
+    /// Reads the session at its first use: the cookie's session if it is
+    /// live, else a new one (never under the client's id).
+    async fn read(&mut self) -> Result<(), SessionError> {
+        if !matches!(self.state, State::Unread) {
+            return Ok(());
+        }
+        self.state = match &self.cookie_id {
+            None => State::New,
+            Some(id) => match self.store.load_for_change(id).await {
+                Ok(loaded) => State::Stored(Box::new(loaded)),
+                Err(SessionError::NotFound) => State::New,
+                Err(err) => return Err(err),
+            },
+        };
+        Ok(())
+    }
+
+    /// The data as stored when read.
+    fn data(&self) -> Data {
+        match &self.state {
+            State::Stored(loaded) => loaded.session().data.clone(),
+            _ => Data::new(),
+        }
+    }
+
+    /// The value of `key` with this request's changes applied.
+    fn value(&self, key: &str) -> Option<Value> {
+        match self.changes.iter().find(|(changed, _)| changed == key) {
+            Some((_, value)) => value.clone(),
+            None => self.data().get(key).cloned(),
+        }
+    }
+
+    fn change(&mut self, key: &str, value: Option<Value>) {
+        match self.changes.iter_mut().find(|(changed, _)| changed == key) {
+            Some(change) => change.1 = value,
+            None => self.changes.push((key.to_string(), value)),
+        }
+    }
+
+    /// Stores the pending changes: into the stored session (only the keys
+    /// changed, merged into what is stored then), or as a new session.
+    async fn write_back(&mut self) -> Result<(), SessionError> {
+        if self.changes.is_empty() {
+            return Ok(());
+        }
+        match &self.state {
+            State::Stored(loaded) => {
+                let session = self.store.change_keys(loaded, &self.changes, &WriteOptions::default()).await?;
+                self.state = State::Unread;
+                self.cookie_id = Some(session.id);
+            }
+            State::New => {
+                let data: Data =
+                    self.changes.iter().filter_map(|(key, value)| Some((key.clone(), value.clone()?))).collect();
+                if !data.is_empty() {
+                    let session = self.store.create(data).await?;
+                    self.cookie = CookieChange::Set(session.id.clone());
+                    self.cookie_id = Some(session.id);
+                    self.state = State::Unread;
+                }
+            }
+            State::Unread | State::Destroyed => {}
+        }
+        self.changes.clear();
+        Ok(())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or(SessionRejection::NoLayer)
+    }
+}
