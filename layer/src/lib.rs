@@ -33,5 +33,5 @@ pub mod settings;
 pub use cookie::SessionCookie;
 pub use layer::{SessionLayer, SessionService};
 pub use rejection::SessionRejection;
-pub use session::Session;
+pub use session::{ReadOnlySession, Session};
 pub use settings::HttpSettings;

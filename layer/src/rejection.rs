@@ -19,6 +19,9 @@ pub enum SessionRejection {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] SessionError),
+    /// A change to a session the request took read-only ([`ReadOnlySession`](crate::ReadOnlySession)).
+    #[error("the session was taken read-only")]
+    ReadOnly,
     /// A value did not convert to or from JSON.
     #[error("a session value does not convert: {0}")]
     Value(serde_json::Error),
@@ -28,7 +31,7 @@ impl SessionRejection {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use SessionError::*;
         match self {
-            SessionRejection::NoLayer => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            SessionRejection::NoLayer | SessionRejection::ReadOnly => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             SessionRejection::Value(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             SessionRejection::Store(err) => match err {
                 Throttled { .. } | Unavailable { .. } | Conflict => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -36,6 +36,8 @@ pub(crate) struct Handle {
     /// Keys set (`Some`) or removed (`None`) and not yet stored, each once.
     changes: Vec<(String, Option<Value>)>,
     cookie: CookieChange,
+    /// Taken as a [`ReadOnlySession`]: nothing is written back.
+    read_only: bool,
 }
 
 enum State {
@@ -52,7 +54,14 @@ enum State {
 
 impl Session {
     pub(crate) fn new(store: SessionStore, cookie_id: Option<SessionId>) -> Session {
-        let handle = Handle { store, cookie_id, state: State::Unread, changes: Vec::new(), cookie: CookieChange::Keep };
+        let handle = Handle {
+            store,
+            cookie_id,
+            state: State::Unread,
+            changes: Vec::new(),
+            cookie: CookieChange::Keep,
+            read_only: false,
+        };
         Session(Arc::new(Mutex::new(handle)))
     }
 
@@ -69,7 +78,7 @@ impl Session {
     /// Sets `key` to `value`.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionRejection> {
         let value = serde_json::to_value(value).map_err(SessionRejection::Value)?;
-        let mut handle = self.0.lock().await;
+        let mut handle = self.writable().await?;
         handle.read().await?;
         handle.change(key, Some(value));
         Ok(())
@@ -77,7 +86,7 @@ impl Session {
 
     /// Removes `key`, returning what it held.
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionRejection> {
-        let mut handle = self.0.lock().await;
+        let mut handle = self.writable().await?;
         handle.read().await?;
         let old = handle.value(key);
         if old.is_some() {
@@ -91,7 +100,7 @@ impl Session {
 
     /// Removes every key.
     pub async fn clear(&self) -> Result<(), SessionRejection> {
-        let mut handle = self.0.lock().await;
+        let mut handle = self.writable().await?;
         handle.read().await?;
         for key in handle.data().keys().cloned().collect::<Vec<_>>() {
             handle.change(&key, None);
@@ -113,7 +122,7 @@ impl Session {
     /// one transaction (PHP's `session_regenerate_id(true)`): on sign-in.
     /// Changes made before are stored first.
     pub async fn regenerate(&self) -> Result<(), SessionRejection> {
-        let mut handle = self.0.lock().await;
+        let mut handle = self.writable().await?;
         handle.read().await?;
         let State::Stored(loaded) = &handle.state else { return Ok(()) };
         let old_id = loaded.session().id.clone();
@@ -127,7 +136,7 @@ impl Session {
 
     /// Destroys the session (its item gone, the cookie expired).
     pub async fn destroy(&self) -> Result<(), SessionRejection> {
-        let mut handle = self.0.lock().await;
+        let mut handle = self.writable().await?;
         if let Some(id) = handle.cookie_id.take() {
             handle.store.destroy(&id, None).await?;
             handle.cookie = CookieChange::Remove;
@@ -135,6 +144,16 @@ impl Session {
         handle.changes.clear();
         handle.state = State::Destroyed;
         Ok(())
+    }
+
+    /// The handle, for a change: refused when the request took its session
+    /// read-only.
+    async fn writable(&self) -> Result<tokio::sync::MutexGuard<'_, Handle>, SessionRejection> {
+        let handle = self.0.lock().await;
+        match handle.read_only {
+            true => Err(SessionRejection::ReadOnly),
+            false => Ok(handle),
+        }
     }
 
     /// Stores what the request changed; what the browser must be told.
@@ -212,6 +231,34 @@ impl Handle {
         }
         self.changes.clear();
         Ok(())
+    }
+}
+
+/// The request's session, read only (PHP's `read_and_close`): it reads as
+/// [`Session`] does (touching the expiry at most once per touch interval)
+/// and never writes; a [`Session`] of the same request is refused changes.
+#[derive(Clone)]
+pub struct ReadOnlySession(Session);
+
+impl ReadOnlySession {
+    /// The value of `key`, if the session holds one.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionRejection> {
+        self.0.get(key).await
+    }
+
+    /// The session's id; None when there is no session.
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionRejection> {
+        self.0.id().await
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadOnlySession {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        session.0.lock().await.read_only = true;
+        Ok(ReadOnlySession(session))
     }
 }
 

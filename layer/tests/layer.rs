@@ -13,7 +13,7 @@ use cookie::Cookie;
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::emulator::fixtures::{self, put_session};
 use dynamodb_sessions::{Config, ConfigBuilder, SessionId, SessionStore};
-use dynamodb_sessions_axum::{HttpSettings, Session, SessionCookie, SessionLayer, SessionRejection};
+use dynamodb_sessions_axum::{HttpSettings, ReadOnlySession, Session, SessionCookie, SessionLayer, SessionRejection};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -31,6 +31,13 @@ async fn set(session: Session, Path((key, value)): Path<(String, String)>) -> Re
 
 async fn remove(session: Session, Path(key): Path<String>) -> Result<(), SessionRejection> {
     session.remove::<Value>(&key).await.map(drop)
+}
+
+async fn read_only(session: ReadOnlySession, writer: Session) -> Result<String, SessionRejection> {
+    let n = session.get::<Value>("n").await?;
+    // A change through the same request's `Session` is refused.
+    let refused = matches!(writer.insert("n", 99).await, Err(SessionRejection::ReadOnly));
+    Ok(format!("{} {refused}", n.unwrap_or_default()))
 }
 
 async fn regenerate(session: Session) -> Result<(), SessionRejection> {
@@ -55,6 +62,7 @@ impl App {
             .route("/read", get(read))
             .route("/set/{key}/{value}", post(set))
             .route("/remove/{key}", post(remove))
+            .route("/read-only", get(read_only))
             .route("/regenerate", post(regenerate))
             .route("/destroy", post(destroy))
             .layer(SessionLayer::new(store.clone(), cookie));
@@ -177,4 +185,23 @@ async fn regenerate_moves_the_data_and_destroy_removes_the_cookie() {
     assert_eq!((removal.name(), removal.value()), ("PHPSESSID", ""));
     assert!(removal.expires_datetime().unwrap() < cookie::time::OffsetDateTime::now_utc(), "the cookie expired");
     assert_eq!(stored(&app.store, &new_id).await, None, "the item is gone");
+}
+
+#[tokio::test]
+async fn a_read_only_session_reads_and_never_writes() {
+    let app = App::new(Config::builder()).await;
+    let id = session_with(&app, json!({"n": 5})).await;
+    let (response, calls) = app.call("GET", "/read-only", Some(&id)).await;
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(&body[..], b"5 true", "read, and the change refused");
+    assert_eq!(calls, ["GetItem"], "no write");
+    assert_eq!(stored(&app.store, &id).await, Some(json!({"n": 5})));
+
+    // A touch is due on every read with TOUCH_INTERVAL=0: read-only still refreshes the expiry.
+    let touching = App::new(Config::builder().touch_interval(std::time::Duration::ZERO)).await;
+    let id = SessionId::generate();
+    // Last active 440 s ago (the default lifetime is 1440 s).
+    put_session(&touching.store, id.as_str(), r#"{"n":5}"#, fixtures::now() + 1000, None).await;
+    let (_, calls) = touching.call("GET", "/read-only", Some(id.as_str())).await;
+    assert_eq!(calls, ["GetItem", "UpdateItem"], "the store's touch, and nothing else");
 }
