@@ -17,6 +17,7 @@ use dynamodb_sessions::emulator::fixtures;
 use dynamodb_sessions::{
     emulator, CapacityBudget, Config, ConfigBuilder, LockingStrategy, SessionStore, SweepOptions, TableCapacity,
 };
+use dynamodb_sessions_axum::{Session, SessionCookie, SessionLayer, SessionRejection};
 use session_api::{router, ApiState, HttpSettings};
 use sessions_local::simulator::{
     CapacityConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig, Throughput,
@@ -65,6 +66,77 @@ fn id_of(response: &(StatusCode, axum::http::HeaderMap, Bytes)) -> String {
     serde_json::from_slice::<serde_json::Value>(&response.2).unwrap()["id"].as_str().unwrap().to_string()
 }
 
+/// The user action of [`one_user_action`], as an app's handler: read `n`,
+/// store `n + 1`.
+async fn increment(session: Session) -> Result<String, SessionRejection> {
+    let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+/// Runs `action` `RUNS` times: the DynamoDB calls of the last run, and the
+/// median wall time.
+async fn measured<F: std::future::Future<Output = ()>>(mut action: impl FnMut() -> F) -> (Vec<String>, Duration) {
+    const RUNS: usize = 50;
+    let mut times = Vec::with_capacity(RUNS);
+    let mut calls = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        calls = counted(action()).await.1;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (calls, times[RUNS / 2])
+}
+
+/// One user action (read the session, change one key), side by side: in
+/// process with the session layer, and through the HTTP API (GET, then
+/// PATCH). Capacity units follow from the calls for an item under 1 KB:
+/// a consistent read 1 RCU, a write 1 WCU.
+async fn one_user_action() {
+    println!("\nOne user action (read the session, change one key), median of 50, embedded emulator:");
+    let api = app(Config::builder(), "action").await;
+    let store = api.state.store().clone();
+    let cookie = SessionCookie::new(&store.config().session_name, HttpSettings::default());
+    let layered =
+        Router::new().route("/action", axum::routing::post(increment)).layer(SessionLayer::new(store, cookie));
+    let json = [("content-type", "application/json")];
+    let id = id_of(&handle(&api, request("POST", "/sessions", &json, r#"{"n":0}"#)).await);
+    let cookie = format!("PHPSESSID={id}");
+    let (calls, median) = measured(|| {
+        let (layered, cookie) = (layered.clone(), cookie.clone());
+        async move {
+            let response = layered.oneshot(request("POST", "/action", &[("cookie", &cookie)], "")).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    })
+    .await;
+    print_action("in process (SessionLayer)", "none beyond the app's own", &calls, median);
+    let path = format!("/sessions/{id}");
+    let (calls, median) = measured(|| {
+        let (api, path) = (&api, path.clone());
+        async move {
+            let read = handle(api, request("GET", &path, &[], "")).await;
+            let n = serde_json::from_slice::<serde_json::Value>(&read.2).unwrap()["data"]["n"].as_u64().unwrap();
+            let patch = format!(r#"{{"n":{}}}"#, n + 1);
+            assert_eq!(handle(api, request("PATCH", &path, &json, &patch)).await.0, StatusCode::OK);
+        }
+    })
+    .await;
+    print_action("through the HTTP API (GET + PATCH)", "2 API Gateway requests, 2 invocations", &calls, median);
+}
+
+fn print_action(label: &str, in_aws: &str, calls: &[String], median: Duration) {
+    let writes = calls.iter().filter(|c| *c != "GetItem").count();
+    let reads = calls.len() - writes;
+    println!(
+        "  {label:<36} {} calls ({}), {reads} RCU + {writes} WCU, {:.2} ms; in AWS: {in_aws}",
+        calls.len(),
+        calls.join(" + "),
+        median.as_secs_f64() * 1000.0
+    );
+}
+
 /// Seeds `total` sessions of ~200 bytes (keys `{prefix}0…`) straight on the
 /// emulator at `upstream` (around any simulator, so seeding spends none of
 /// the table's capacity); those for which `expired(i)` holds are expired.
@@ -106,6 +178,7 @@ async fn main() {
         return;
     }
     requests_per_route().await;
+    one_user_action().await;
     capacity_figures().await;
 }
 
