@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use dynamodb_sessions::{Data, Loaded, SessionError, SessionId, SessionStore, WriteOptions};
+use dynamodb_sessions::{Data, KeyChanges, Loaded, SessionError, SessionId, SessionStore, WriteOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -34,7 +34,7 @@ pub(crate) struct Handle {
     cookie_id: Option<SessionId>,
     state: State,
     /// Keys set (`Some`) or removed (`None`) and not yet stored, each once.
-    changes: Vec<(String, Option<Value>)>,
+    changes: KeyChanges,
     cookie: CookieChange,
     /// Taken as a [`ReadOnlySession`]: nothing is written back.
     read_only: bool,
@@ -213,9 +213,8 @@ impl Handle {
         }
         match &self.state {
             State::Stored(loaded) => {
-                let session = self.store.change_keys(loaded, &self.changes, &WriteOptions::default()).await?;
+                self.store.change_keys(loaded, &self.changes, &WriteOptions::default()).await?;
                 self.state = State::Unread;
-                self.cookie_id = Some(session.id);
             }
             State::New => {
                 let data: Data =

@@ -182,6 +182,22 @@ impl Record {
     }
 }
 
+#[cfg(test)]
+impl Record {
+    /// A session item without data, at version 1, with this lock and expiry.
+    pub fn locked(lock: Option<i64>, lock_token: Option<&str>, expires: i64) -> Record {
+        Record {
+            data: None,
+            expires,
+            stored_expires: Some(expires.to_string()),
+            version: 1,
+            lock,
+            lock_token: lock_token.map(str::to_string),
+            write_ids: Vec::new(),
+        }
+    }
+}
+
 /// Conditions about an item's session, built once here.
 pub(crate) mod conditions {
     use super::*;

@@ -60,15 +60,7 @@ mod tests {
     use super::*;
 
     fn record(lock: Option<i64>, expires: i64) -> Record {
-        Record {
-            data: None,
-            expires,
-            stored_expires: Some(expires.to_string()),
-            version: 1,
-            lock,
-            lock_token: lock.map(|_| "t".to_string()),
-            write_ids: Vec::new(),
-        }
+        Record::locked(lock, lock.map(|_| "t"), expires)
     }
 
     #[test]

@@ -504,29 +504,17 @@ mod tests {
         assert!(!format!("{token:?}").contains(&token.marker));
     }
 
-    fn record(lock: Option<i64>, token: Option<&str>, expires: i64) -> Record {
-        Record {
-            data: None,
-            expires,
-            stored_expires: Some(expires.to_string()),
-            version: 1,
-            lock,
-            lock_token: token.map(str::to_string),
-            write_ids: Vec::new(),
-        }
-    }
-
     #[test]
     fn a_token_holds_only_its_own_lease() {
         let token = token();
-        let ours = record(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
+        let ours = Record::locked(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
         assert!(token.holds(&ours));
         // PHP wrote (removed `lock`), then locked again: the token left behind is not a lock.
-        let php_relocked = record(Some(PHP_LOCK), Some(&token.stored_value()), 2_000_000_000);
+        let php_relocked = Record::locked(Some(PHP_LOCK), Some(&token.stored_value()), 2_000_000_000);
         assert!(!token.holds(&php_relocked));
-        let other = record(Some(token.lease_until_ms), Some("another.pB"), 2_000_000_000);
+        let other = Record::locked(Some(token.lease_until_ms), Some("another.pB"), 2_000_000_000);
         assert!(!token.holds(&other));
-        let bare_marker = record(Some(token.lease_until_ms), Some(&token.marker), 2_000_000_000);
+        let bare_marker = Record::locked(Some(token.lease_until_ms), Some(&token.marker), 2_000_000_000);
         assert!(!token.holds(&bare_marker));
     }
 
@@ -535,7 +523,7 @@ mod tests {
         let token = token();
         let json = Encoding { format: DataFormat::Json, attribute_type: DataAttributeType::String };
         let edited = token.with_encoding(json);
-        let ours = record(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
+        let ours = Record::locked(Some(token.lease_until_ms), Some(&token.stored_value()), 2_000_000_000);
         assert!(edited.holds(&ours), "the lock is the marker and the lease");
         assert_eq!(edited.bound_encoding(&ours), Some(token.encoding), "the item says the encoding");
         assert_eq!(edited.stored_value(), format!("{}.jS", token.marker));

@@ -246,7 +246,7 @@ impl SessionStore {
     pub async fn change_keys(
         &self,
         loaded: &Loaded,
-        changes: &[(String, Option<Value>)],
+        changes: &KeyChanges,
         options: &WriteOptions,
     ) -> Result<Session, SessionError> {
         self.update(&loaded.session.id, Some(loaded.read.clone()), options, |stored, _| {

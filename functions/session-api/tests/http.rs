@@ -349,6 +349,13 @@ async fn automatic_gc_runs_before_returning_a_success_and_never_on_an_error() {
     })
     .await;
     assert!(calls.is_empty(), "an error response never runs GC: {} calls", calls.len());
+    let (_, calls) = counted(async {
+        for _ in 0..REQUESTS {
+            assert_eq!(app.call("OPTIONS", "/sessions", &[], None).await.status, 204);
+        }
+    })
+    .await;
+    assert!(calls.is_empty(), "a preflight (OPTIONS) never runs GC: {} calls", calls.len());
     // A success without a DynamoDB call of its own: logging out without a cookie.
     let (_, calls) = counted(async {
         for _ in 0..REQUESTS {
