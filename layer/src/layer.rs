@@ -24,16 +24,33 @@ use crate::session::{CookieChange, Session};
 #[derive(Clone)]
 pub struct SessionLayer(Arc<Shared>);
 
+/// How the layer answers a request whose write-back failed.
+type FailureResponse = dyn Fn(SessionRejection) -> Response + Send + Sync;
+
 struct Shared {
     store: SessionStore,
     cookie: SessionCookie,
+    failed_write_back: Box<FailureResponse>,
 }
 
 impl SessionLayer {
     /// The layer for `store`, with `cookie` (built once, from the same
     /// settings as the HTTP API's: [`SessionCookie::new`]).
     pub fn new(store: SessionStore, cookie: SessionCookie) -> SessionLayer {
-        SessionLayer(Arc::new(Shared { store, cookie }))
+        let failed_write_back = Box::new(IntoResponse::into_response);
+        SessionLayer(Arc::new(Shared { store, cookie, failed_write_back }))
+    }
+
+    /// Answers a request whose write-back failed with `respond`'s response
+    /// (an HTML page, the app's own error body) instead of the rejection's
+    /// JSON. It replaces the handler's response either way: a client never
+    /// sees a success for a change that was not stored.
+    pub fn on_failed_write_back(
+        self,
+        respond: impl Fn(SessionRejection) -> Response + Send + Sync + 'static,
+    ) -> SessionLayer {
+        let (store, cookie) = (self.0.store.clone(), self.0.cookie.clone());
+        SessionLayer(Arc::new(Shared { store, cookie, failed_write_back: Box::new(respond) }))
     }
 }
 
@@ -78,7 +95,7 @@ where
             let response = inner.call(request).await?;
             Ok(match session.finish().await {
                 Ok(cookie) => with_cookie(response, &shared.cookie, cookie),
-                Err(err) => SessionRejection::Store(err).into_response(),
+                Err(err) => (shared.failed_write_back)(SessionRejection::Store(err)),
             })
         })
     }

@@ -1,6 +1,7 @@
 //! What a request gets when its session fails it: a JSON error with the
 //! status a client can act on. An app that wants its own answers matches on
-//! [`SessionRejection`] in its handlers, or maps the layer's responses.
+//! [`SessionRejection`] in its handlers, and answers a failed write-back
+//! with [`SessionLayer::on_failed_write_back`](crate::SessionLayer::on_failed_write_back).
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};

@@ -6,13 +6,14 @@
 
 use std::sync::OnceLock;
 
+use axum::response::{Html, IntoResponse};
 use axum::routing::post;
 use axum::Router;
 use dynamodb_sessions::emulator::{self, fixtures};
 use dynamodb_sessions::{Config, SessionId, SessionStore};
 use dynamodb_sessions_axum::{HttpSettings, Session, SessionCookie, SessionLayer, SessionRejection};
 use serde_json::{json, Value};
-use sessions_local::simulator::{Simulator, SimulatorConfig};
+use sessions_local::simulator::{RunningSimulator, Simulator, SimulatorConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn upstream() -> &'static str {
@@ -28,8 +29,16 @@ async fn count(session: Session) -> Result<String, SessionRejection> {
 }
 
 fn app(store: &SessionStore) -> Router {
+    app_with(layer(store))
+}
+
+fn layer(store: &SessionStore) -> SessionLayer {
     let cookie = SessionCookie::new(&store.config().session_name, HttpSettings::default());
-    Router::new().route("/count", post(count)).layer(SessionLayer::new(store.clone(), cookie))
+    SessionLayer::new(store.clone(), cookie)
+}
+
+fn app_with(layer: SessionLayer) -> Router {
+    Router::new().route("/count", post(count)).layer(layer)
 }
 
 /// A payload 2.0 event (HTTP API), with the cookies API Gateway passes apart.
@@ -103,21 +112,47 @@ async fn one_session_through_both_lambda_payloads_and_tcp() {
     assert_eq!(stored.data["n"], 4);
 }
 
-#[tokio::test]
-async fn a_throttled_write_back_answers_503_not_the_handlers_success() {
+/// A store whose every UpdateItem DynamoDB throttles, and a session in it
+/// holding `n = 7`.
+async fn throttled_write_backs() -> (RunningSimulator, SessionStore, SessionId) {
     let faults = "throttle=1:op=UpdateItem".parse().unwrap();
     let simulator = Simulator::start(upstream(), SimulatorConfig { faults, ..Default::default() }).await.unwrap();
     let store = fixtures::store_on(emulator::client(&simulator.url()), Config::builder()).await;
     let id = SessionId::generate();
     fixtures::put_session(&store, id.as_str(), r#"{"n":7}"#, fixtures::now() + 600, None).await;
+    (simulator, store, id)
+}
 
+/// The session's `n`, read past the simulator.
+async fn stored_n(store: &SessionStore, id: &SessionId) -> Value {
+    let direct = SessionStore::new(emulator::client(upstream()), store.config().clone());
+    direct.load(id).await.unwrap().data["n"].clone()
+}
+
+#[tokio::test]
+async fn a_throttled_write_back_answers_503_not_the_handlers_success() {
+    let (_simulator, store, id) = throttled_write_backs().await;
     let pair = format!("PHPSESSID={id}");
     let response = session_api::lambda::invoke(app(&store), http_api_event("/count", &[pair])).await.unwrap();
     assert_eq!(response["statusCode"], 503, "never the handler's 200: {response}");
     assert_eq!(response["headers"]["retry-after"], "1");
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(stored_n(&store, &id).await, 7, "nothing was stored");
+}
 
-    let direct = SessionStore::new(emulator::client(upstream()), store.config().clone());
-    assert_eq!(direct.load(&id).await.unwrap().data["n"], 7, "nothing was stored");
+#[tokio::test]
+async fn an_app_answers_a_failed_write_back_its_own_way() {
+    let (_simulator, store, id) = throttled_write_backs().await;
+    let page = |rejection: SessionRejection| {
+        let status = rejection.into_response().status();
+        (status, Html("<p>Not saved. Please try again.</p>")).into_response()
+    };
+    let app = app_with(layer(&store).on_failed_write_back(page));
+    let pair = format!("PHPSESSID={id}");
+    let response = session_api::lambda::invoke(app, http_api_event("/count", &[pair])).await.unwrap();
+    assert_eq!(response["statusCode"], 503, "the rejection's status, the app's body: {response}");
+    assert_eq!(response["headers"]["content-type"], "text/html; charset=utf-8");
+    assert_eq!(response["body"], "<p>Not saved. Please try again.</p>");
+    assert_eq!(stored_n(&store, &id).await, 7, "nothing was stored");
 }
