@@ -2,7 +2,8 @@
 //! [`Session`], and once the handler's response is ready stores what the
 //! request changed and sets or removes the cookie. A write-back that fails
 //! replaces the handler's response: a client never sees a success for a
-//! change that was not stored.
+//! change that was not stored. The cookie change goes out either way: an id
+//! regenerated earlier in the request is the only one left.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -93,10 +94,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
             let response = inner.call(request).await?;
-            Ok(match session.finish().await {
-                Ok(cookie) => with_cookie(response, &shared.cookie, cookie),
+            let (cookie, stored) = session.finish().await;
+            let response = match stored {
+                Ok(()) => response,
                 Err(err) => (shared.failed_write_back)(SessionRejection::Store(err)),
-            })
+            };
+            Ok(with_cookie(response, &shared.cookie, cookie))
         })
     }
 }

@@ -120,17 +120,17 @@ impl Session {
 
     /// Gives the session a new id, with the same data, the old id gone, in
     /// one transaction (PHP's `session_regenerate_id(true)`): on sign-in.
-    /// Changes made before are stored first.
+    /// It goes on the item as this request read it (no second read); changes
+    /// made before or after are written to the new id with the response.
     pub async fn regenerate(&self) -> Result<(), SessionRejection> {
         let mut handle = self.writable().await?;
         handle.read().await?;
         let State::Stored(loaded) = &handle.state else { return Ok(()) };
-        let old_id = loaded.session().id.clone();
-        handle.write_back().await?;
-        let regenerated = handle.store.regenerate(&old_id, None).await?;
-        handle.cookie_id = Some(regenerated.id.clone());
-        handle.cookie = CookieChange::Set(regenerated.id);
-        handle.state = State::Unread;
+        let regenerated = handle.store.regenerate_loaded(loaded).await?;
+        let new_id = regenerated.session().id.clone();
+        handle.cookie_id = Some(new_id.clone());
+        handle.cookie = CookieChange::Set(new_id);
+        handle.state = State::Stored(Box::new(regenerated));
         Ok(())
     }
 
@@ -156,11 +156,13 @@ impl Session {
         }
     }
 
-    /// Stores what the request changed; what the browser must be told.
-    pub(crate) async fn finish(&self) -> Result<CookieChange, SessionError> {
+    /// Stores what the request changed; what the browser must be told,
+    /// whether or not that worked (an id regenerated earlier in the request
+    /// is the session's id either way).
+    pub(crate) async fn finish(&self) -> (CookieChange, Result<(), SessionError>) {
         let mut handle = self.0.lock().await;
-        handle.write_back().await?;
-        Ok(handle.cookie.clone())
+        let stored = handle.write_back().await;
+        (handle.cookie.clone(), stored)
     }
 }
 

@@ -44,6 +44,13 @@ async fn regenerate(session: Session) -> Result<(), SessionRejection> {
     session.regenerate().await
 }
 
+/// Sign-in as apps write it: a change, a new id, another change.
+async fn sign_in(session: Session, Path(user): Path<String>) -> Result<(), SessionRejection> {
+    session.insert("visits", 2).await?;
+    session.regenerate().await?;
+    session.insert("user", user).await
+}
+
 async fn destroy(session: Session) -> Result<(), SessionRejection> {
     session.destroy().await
 }
@@ -64,6 +71,7 @@ impl App {
             .route("/remove/{key}", post(remove))
             .route("/read-only", get(read_only))
             .route("/regenerate", post(regenerate))
+            .route("/sign-in/{user}", post(sign_in))
             .route("/destroy", post(destroy))
             .layer(SessionLayer::new(store.clone(), cookie));
         App { router, store }
@@ -175,10 +183,19 @@ async fn regenerate_moves_the_data_and_destroy_removes_the_cookie() {
     let id = session_with(&app, json!({"user": "jeremy"})).await;
     let (response, calls) = app.call("POST", "/regenerate", Some(&id)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(calls, ["GetItem", "GetItem", "TransactWriteItems"]);
+    assert_eq!(calls, ["GetItem", "TransactWriteItems"], "one read, one transaction");
     let new_id = cookie_id(&response).expect("the new id's cookie");
     assert_eq!(stored(&app.store, &id).await, None, "the old id is gone");
     assert_eq!(stored(&app.store, &new_id).await, Some(json!({"user": "jeremy"})));
+
+    // Changes before and after the new id land on it, in one write, with no second read.
+    let id = session_with(&app, json!({"visits": 1, "cart": [7]})).await;
+    let (response, calls) = app.call("POST", "/sign-in/amy", Some(&id)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls, ["GetItem", "TransactWriteItems", "UpdateItem"]);
+    let signed_in = cookie_id(&response).expect("the new id's cookie");
+    assert_eq!(stored(&app.store, &id).await, None, "the old id is gone");
+    assert_eq!(stored(&app.store, &signed_in).await, Some(json!({"visits": 2, "cart": [7], "user": "amy"})));
 
     let (response, _) = app.call("POST", "/destroy", Some(&new_id)).await;
     let removal = Cookie::parse(response.headers()[SET_COOKIE].to_str().unwrap().to_string()).unwrap();

@@ -37,8 +37,14 @@ fn layer(store: &SessionStore) -> SessionLayer {
     SessionLayer::new(store.clone(), cookie)
 }
 
+/// Sign-in: a new id, then the user stored under it.
+async fn sign_in(session: Session) -> Result<(), SessionRejection> {
+    session.regenerate().await?;
+    session.insert("user", "amy").await
+}
+
 fn app_with(layer: SessionLayer) -> Router {
-    Router::new().route("/count", post(count)).layer(layer)
+    Router::new().route("/count", post(count)).route("/sign-in", post(sign_in)).layer(layer)
 }
 
 /// A payload 2.0 event (HTTP API), with the cookies API Gateway passes apart.
@@ -139,6 +145,18 @@ async fn a_throttled_write_back_answers_503_not_the_handlers_success() {
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
     assert_eq!(stored_n(&store, &id).await, 7, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_failed_write_back_after_regenerate_still_tells_the_new_id() {
+    let (_simulator, store, id) = throttled_write_backs().await;
+    let pair = format!("PHPSESSID={id}");
+    let response = session_api::lambda::invoke(app(&store), http_api_event("/sign-in", &[pair])).await.unwrap();
+    assert_eq!(response["statusCode"], 503, "the user was not stored: {response}");
+    let set_cookie = response["cookies"][0].as_str().expect("the new id's cookie, or the client is logged out");
+    let new_id = set_cookie.split(';').next().unwrap().strip_prefix("PHPSESSID=").unwrap();
+    assert_ne!(new_id, id.as_str());
+    assert_eq!(stored_n(&store, &SessionId::parse(new_id).unwrap()).await, 7, "the data moved to the new id");
 }
 
 #[tokio::test]

@@ -501,6 +501,26 @@ impl SessionStore {
     /// they are) and removes the old item, in one transaction (PHP's
     /// `session_regenerate_id(true)`).
     pub async fn regenerate(&self, id: &SessionId, lock_token: Option<&LockToken>) -> Result<Session, SessionError> {
+        Ok(self.regenerate_from(id, lock_token, None).await?.session)
+    }
+
+    /// [`regenerate`](Self::regenerate) of a session as
+    /// [`load_for_change`](Self::load_for_change) read it: the first attempt
+    /// goes on that read (its transaction is refused if the item changed
+    /// since), so a regenerate right after a read costs no second read. The
+    /// new session comes back as written, ready for
+    /// [`change_keys`](Self::change_keys) without a read either.
+    pub async fn regenerate_loaded(&self, loaded: &Loaded) -> Result<Loaded, SessionError> {
+        self.regenerate_from(&loaded.session.id, None, Some(loaded.read.clone())).await
+    }
+
+    /// Regenerates `id`, reading it first unless `read` holds it as read.
+    async fn regenerate_from(
+        &self,
+        id: &SessionId,
+        lock_token: Option<&LockToken>,
+        mut read: Option<Record>,
+    ) -> Result<Loaded, SessionError> {
         // One new id and marker for every attempt: at most one attempt can
         // put the new item (it must be absent), and the item says it landed.
         let new_id = SessionId::generate();
@@ -509,7 +529,11 @@ impl SessionStore {
         let mut sent = false;
         loop {
             let now = Now::sample();
-            let record = match self.items.fetch_live(id, true, now).await {
+            let fetched = match read.take() {
+                Some(record) => Ok(record),
+                None => self.items.fetch_live(id, true, now).await,
+            };
+            let record = match fetched {
                 Ok(record) => record,
                 // Gone: perhaps because an attempt of ours landed.
                 Err(SessionError::NotFound) if sent => {
@@ -525,10 +549,10 @@ impl SessionStore {
                     continue;
                 }
             };
-            let (session, transaction) = self.regeneration(id, &record, allowed, &new_id, &write_id, now)?;
+            let (regenerated, transaction) = self.regeneration(id, &record, allowed, &new_id, &write_id, now)?;
             sent = true;
             match self.commit(transaction, &mut wait).await {
-                Commit::Done => return Ok(session),
+                Commit::Done => return Ok(regenerated),
                 // A condition failed: the old session changed, expired or was
                 // locked since our read, or an earlier send landed. Look again.
                 Commit::Refused => wait.pause(None, SessionError::Conflict).await?,
@@ -540,9 +564,9 @@ impl SessionStore {
         }
     }
 
-    /// The session as `new_id` with `record`'s data, and the transaction
-    /// that puts it (only if absent) and deletes the old item (only if live
-    /// and `allowed`).
+    /// The session as `new_id` with `record`'s data, as the transaction will
+    /// write it, and that transaction: it puts the new item (only if absent)
+    /// and deletes the old one (only if live and `allowed`).
     fn regeneration(
         &self,
         id: &SessionId,
@@ -551,15 +575,15 @@ impl SessionStore {
         new_id: &SessionId,
         write_id: &str,
         now: Now,
-    ) -> Result<(Session, TransactWriteItemsFluentBuilder), SessionError> {
+    ) -> Result<(Loaded, TransactWriteItemsFluentBuilder), SessionError> {
         let config = self.config();
         // Refuse undecodable data before anything changes.
         let data = record.decode_data(config)?;
         let expires = self.items.new_expiry(now);
         let mut item = new_item(config, config.item_key(new_id.as_str()), record.data.as_ref(), expires, now);
         item.insert(WRITE_IDS[0].name.into(), attr_s(write_id));
-        let etag = Record::decode(config, &item).etag();
-        let session = Session { id: new_id.clone(), data, expires, etag, lock_token: None };
+        let read = Record::decode(config, &item);
+        let session = Session { id: new_id.clone(), data, expires, etag: read.etag(), lock_token: None };
         let put = Put::builder()
             .table_name(&config.table_name)
             .set_item(Some(item))
@@ -578,7 +602,7 @@ impl SessionStore {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .client_request_token(random_marker());
-        Ok((session, transaction))
+        Ok((Loaded { session, read }, transaction))
     }
 
     /// Sends a transaction until its outcome is known: after a conflict, a
@@ -618,9 +642,11 @@ impl SessionStore {
 
     /// The session regenerated as `new_id`, if a transaction marked
     /// `write_id` put it.
-    async fn regenerated(&self, new_id: &SessionId, write_id: &str) -> Result<Option<Session>, SessionError> {
+    async fn regenerated(&self, new_id: &SessionId, write_id: &str) -> Result<Option<Loaded>, SessionError> {
         match self.items.fetch(new_id, true).await? {
-            Some(record) if conditions::written_by(&record, write_id) => Ok(Some(self.session(new_id, &record, None)?)),
+            Some(read) if conditions::written_by(&read, write_id) => {
+                Ok(Some(Loaded { session: self.session(new_id, &read, None)?, read }))
+            }
             _ => Ok(None),
         }
     }

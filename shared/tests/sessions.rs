@@ -15,7 +15,7 @@ use dynamodb_sessions::emulator::fixtures::{
     count_items, data, fast_locks, now, put_php_item, put_raw, raw_item, store, store_on, RequestLog,
 };
 use dynamodb_sessions::{Config, DataAttributeType, LockToken, LockingStrategy, SessionError, SessionId, WriteOptions};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn if_match(etag: &str) -> WriteOptions {
     WriteOptions { if_match: Some(etag.to_string()), lock_token: None, ..Default::default() }
@@ -268,6 +268,31 @@ async fn regenerate_moves_the_data_to_a_new_id_in_one_step() {
     let loaded = store.load(&fresh.id).await.unwrap();
     assert_eq!(loaded.data, s.data);
     assert_eq!(loaded.etag, fresh.etag);
+    assert_eq!(count_items(&store).await, 1);
+}
+
+#[tokio::test]
+async fn regenerate_on_a_read_goes_on_the_item_as_it_is_now() {
+    let store = store(Config::builder()).await;
+    let s = store.create(data(json!({"n": 1}))).await.unwrap();
+    let loaded = store.load_for_change(&s.id).await.unwrap();
+    let (fresh, calls) = counted(store.regenerate_loaded(&loaded)).await;
+    assert_eq!(calls, ["TransactWriteItems"], "no second read");
+    let fresh = fresh.unwrap();
+    // The new session as written: a change on it needs no read either.
+    let changes = vec![("m".to_string(), Some(json!(2)))];
+    let (changed, calls) = counted(store.change_keys(&fresh, &changes, &WriteOptions::default())).await;
+    assert_eq!(calls, ["UpdateItem"]);
+    assert_eq!(Value::Object(changed.unwrap().data), json!({"n": 1, "m": 2}));
+
+    // Another request wrote between the read and the regenerate: its write
+    // moves to the new id too, never lost.
+    let loaded = store.load_for_change(&fresh.session().id).await.unwrap();
+    store.patch(&fresh.session().id, &data(json!({"n": 5})), &WriteOptions::default()).await.unwrap();
+    let (moved, calls) = counted(store.regenerate_loaded(&loaded)).await;
+    assert_eq!(calls, ["TransactWriteItems", "GetItem", "TransactWriteItems"], "refused, read again, moved");
+    let moved = moved.unwrap();
+    assert_eq!(Value::Object(store.load(&moved.session().id).await.unwrap().data), json!({"n": 5, "m": 2}));
     assert_eq!(count_items(&store).await, 1);
 }
 
