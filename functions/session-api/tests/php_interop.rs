@@ -1,4 +1,5 @@
-//! PHP and this service sharing one table (issue 7), with real `php`.
+//! PHP and this service sharing one table (issue 7), with real `php`; and
+//! PHP and the in-process session layer (`dynamodb-sessions-axum`) sharing it.
 //!
 //! `tests/php/session.php` plays scripted PHP requests through
 //! `tests/php/DynamoDbSessionHandler.php`, a stand-in for the AWS SDK for PHP
@@ -26,8 +27,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use common::{app_from_env, now, TestApp as App};
+use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::{emulator, SweepOptions};
+use dynamodb_sessions_axum::{HttpSettings, Session, SessionCookie, SessionLayer, SessionRejection};
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------
 // The API side: every call goes through `call`, the one place to change when
@@ -1160,4 +1164,92 @@ async fn an_edited_token_writes_in_the_stored_format_configured_php() {
 async fn an_edited_token_writes_in_the_stored_format_configured_json() {
     // The lock is bound to PHP's format after it is taken (one more write).
     an_edited_token_writes_in_the_stored_format("json").await;
+}
+
+// ---------------------------------------------------------------------------
+// 13. The in-process session layer (dynamodb-sessions-axum) on a table PHP
+//     shares: a Rust route reads what PHP wrote under PHP's own id, changes
+//     keys in the item's format, and creates in DATA_FORMAT; PHP reads it.
+
+/// A Rust route that counts and promotes: `n` + 1 and `user.role` set.
+async fn promote(session: Session) -> Result<String, SessionRejection> {
+    let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    session.insert("user.role", "admin").await?;
+    Ok(n.to_string())
+}
+
+/// `POST /promote` through the layer on the app's store, with the session
+/// cookie `sid`: the status, the body, the new id's cookie (if any) and the
+/// DynamoDB calls made.
+async fn through_the_layer(app: &App, sid: Option<&str>) -> (u16, String, Option<String>, Vec<String>) {
+    let store = app.store().clone();
+    let cookie = SessionCookie::new(&store.config().session_name, HttpSettings::default());
+    let router =
+        axum::Router::new().route("/promote", axum::routing::post(promote)).layer(SessionLayer::new(store, cookie));
+    let mut request = axum::http::Request::builder().method("POST").uri("/promote");
+    if let Some(sid) = sid {
+        request = request.header("cookie", format!("PHPSESSID={sid}"));
+    }
+    let (response, calls) = counted(router.oneshot(request.body(axum::body::Body::empty()).unwrap())).await;
+    let response = response.unwrap_or_else(|never| match never {});
+    let new_id = response.headers().get("set-cookie").map(|header| {
+        let pair = header.to_str().unwrap().split(';').next().unwrap();
+        pair.strip_prefix("PHPSESSID=").expect("the session cookie").to_string()
+    });
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap(), new_id, calls)
+}
+
+async fn php_writes_the_layer_reads_and_changes_keys(serializer: &'static str) {
+    let app = app_from_env(&[]).await;
+    let php = PhpApp::new(&app, serializer);
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+
+    let (status, body, new_id, calls) = through_the_layer(&app, Some(&sid)).await;
+    assert_eq!((status, body.as_str()), (200, "4"), "the Rust route read PHP's session ({serializer})");
+    assert_eq!(new_id, None, "PHP's id is served as it is");
+    assert_eq!(calls, ["GetItem", "UpdateItem"]);
+
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 4, "user.role": "admin"}));
+    let stored = stored_data(&raw(&app, &sid).await.unwrap());
+    assert_eq!(stored, encoded(start), "the layer's write is exactly what PHP's {serializer} serializer writes");
+}
+
+#[tokio::test]
+async fn php_writes_the_layer_reads_and_changes_keys_php_serializer() {
+    php_writes_the_layer_reads_and_changes_keys("php").await;
+}
+
+#[tokio::test]
+async fn php_writes_the_layer_reads_and_changes_keys_php_serialize_serializer() {
+    php_writes_the_layer_reads_and_changes_keys("php_serialize").await;
+}
+
+async fn the_layer_creates_and_php_reads(format: &'static str) {
+    let app = app_from_env(&[("DATA_FORMAT", format)]).await;
+    let (status, _, new_id, calls) = through_the_layer(&app, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(calls, ["PutItem"], "a new session: one write");
+    let sid = new_id.expect("a new session's cookie");
+
+    let run = PhpApp::new(&app, format).run(json!([{"cookie": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"n": 1, "user.role": "admin"}), "PHP ({format}) reads what the layer created");
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), encoded(start));
+}
+
+#[tokio::test]
+async fn the_layer_creates_in_php_format_and_php_reads() {
+    the_layer_creates_and_php_reads("php").await;
+}
+
+#[tokio::test]
+async fn the_layer_creates_in_php_serialize_format_and_php_reads() {
+    the_layer_creates_and_php_reads("php_serialize").await;
 }
