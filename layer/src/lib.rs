@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod cookie;
+pub mod http_error;
 mod layer;
 mod rejection;
 mod session;

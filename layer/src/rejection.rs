@@ -1,14 +1,17 @@
 //! What a request gets when its session fails it: a JSON error with the
-//! status a client can act on. An app that wants its own answers matches on
-//! [`SessionRejection`] in its handlers, and answers a failed write-back
-//! with [`SessionLayer::on_failed_write_back`](crate::SessionLayer::on_failed_write_back).
+//! status a client can act on (the HTTP API's, [`crate::http_error`]). An app
+//! that wants its own answers matches on [`SessionRejection`] in its
+//! handlers, and answers a failed write-back with
+//! [`SessionLayer::on_failed_write_back`](crate::SessionLayer::on_failed_write_back).
 
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, StatusCode};
+use std::borrow::Cow;
+
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dynamodb_sessions::SessionError;
 use serde_json::json;
+
+use crate::http_error::{error_response, store_error_message, store_error_status};
 
 /// Why the session could not be read, changed or stored.
 #[derive(Debug, thiserror::Error)]
@@ -29,20 +32,24 @@ pub enum SessionRejection {
 }
 
 impl SessionRejection {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use SessionError::*;
+    /// The status and the error code of the JSON body.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            SessionRejection::NoLayer | SessionRejection::ReadOnly => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            SessionRejection::Value(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            SessionRejection::Store(err) => match err {
-                Throttled { .. } | Unavailable { .. } | Conflict => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                Locked => (StatusCode::LOCKED, "locked"),
-                UnreadableData { .. } => (StatusCode::CONFLICT, "unreadable_data"),
-                Unrepresentable(_) => (StatusCode::CONFLICT, "unrepresentable"),
-                NotFound => (StatusCode::CONFLICT, "session_gone"),
-                TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            },
+            // The app's own mistakes, not the client's.
+            SessionRejection::NoLayer | SessionRejection::ReadOnly | SessionRejection::Value(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            // Read at the start of the request, gone by its write-back.
+            SessionRejection::Store(SessionError::NotFound) => (StatusCode::CONFLICT, "session_gone"),
+            SessionRejection::Store(err) => store_error_status(err),
+        }
+    }
+
+    fn message(&self) -> Cow<'static, str> {
+        match self {
+            SessionRejection::Store(SessionError::NotFound) => "the session ended during the request".into(),
+            SessionRejection::Store(err) => store_error_message(err),
+            _ => "internal error".into(),
         }
     }
 }
@@ -53,15 +60,6 @@ impl IntoResponse for SessionRejection {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "session failed");
         }
-        // Never session data: a store error's message names no value.
-        let message = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => "internal error".to_string(),
-            _ => self.to_string(),
-        };
-        let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
-        if matches!(status, StatusCode::LOCKED | StatusCode::SERVICE_UNAVAILABLE) {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        error_response(status, json!({ "code": code, "message": self.message() }))
     }
 }

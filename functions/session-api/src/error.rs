@@ -1,15 +1,15 @@
-//! Every refusal the API answers, as one type: the one place a store error
-//! becomes a status, and the request rejections (body, headers, routing).
+//! Every refusal the API answers, as one type: a store error (its status and
+//! message shared with the session layer, `dynamodb_sessions_axum::http_error`),
+//! and the request rejections (body, headers, routing).
 //! The body is always `{"error": {"code", "message"}}` (with `path` for
 //! `php_object_refused`).
 
 use std::borrow::Cow;
 
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dynamodb_sessions::{Refusal, SessionError};
+use dynamodb_sessions_axum::http_error::{error_response, store_error_message, store_error_status};
 use serde_json::json;
 
 use crate::request::{current_request_id, LOCK_TOKEN_HEADER};
@@ -76,26 +76,8 @@ pub enum ApiError {
 impl ApiError {
     /// The status and the error code of the JSON body.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use SessionError::*;
         match self {
-            ApiError::Store(err) => match err {
-                NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                Locked => (StatusCode::LOCKED, "locked"),
-                LockLost => (StatusCode::CONFLICT, "lock_lost"),
-                // Other writers kept getting in first until max_lock_wait_time:
-                // busy, not a conflict the client could resolve.
-                Conflict => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-                PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
-                TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
-                InvalidToken => (StatusCode::BAD_REQUEST, "invalid_lock_token"),
-                UnreadableData { .. } => (StatusCode::CONFLICT, "unreadable_data"),
-                Unrepresentable(_) => (StatusCode::CONFLICT, "unrepresentable"),
-                Refused(Refusal::PhpObject { .. }) => (StatusCode::BAD_REQUEST, "php_object_refused"),
-                Refused(Refusal::ProtectedKey { .. }) => (StatusCode::FORBIDDEN, "protected_key"),
-                Throttled { .. } | Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                Config(_) | DynamoDb { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            },
+            ApiError::Store(err) => store_error_status(err),
             ApiError::InvalidIfMatch => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::InvalidLockToken => (StatusCode::BAD_REQUEST, "invalid_lock_token"),
             ApiError::MissingLockToken => (StatusCode::BAD_REQUEST, "missing_lock_token"),
@@ -116,29 +98,12 @@ impl ApiError {
 
     /// The message a client reads: never internals, never session data.
     fn message(&self) -> Cow<'static, str> {
-        use SessionError::*;
         match self {
-            ApiError::Store(err) => match err {
-                NotFound => "no such session, or it has expired".into(),
-                Locked => "the session is locked by another request".into(),
-                LockLost => "the lock token no longer holds the session's lock; nothing was written".into(),
-                Conflict => "the session is too busy: other requests kept changing it; retry shortly".into(),
-                PreconditionFailed => "the session data changed since that ETag; read it again".into(),
-                TooLarge { size, limit } => format!("session data is {size} bytes; the limit is {limit}").into(),
-                InvalidId => "malformed session id".into(),
-                InvalidToken => "malformed lock token".into(),
-                UnreadableData { reason } => {
-                    format!("the stored session data cannot be read and was left unchanged: {reason}").into()
-                }
-                Unrepresentable(reason) => {
-                    format!("the data cannot be stored in the session's format; nothing was written: {reason}").into()
-                }
-                Refused(refusal) => format!("{refusal}; nothing was written").into(),
-                Throttled { .. } | Unavailable { .. } => "the session table is busy; retry shortly".into(),
-                Config(_) | DynamoDb { .. } => {
-                    format!("internal error (request id {})", current_request_id().unwrap_or_default()).into()
-                }
-            },
+            // The client gets the request id to quote; the log has the rest.
+            ApiError::Store(SessionError::Config(_) | SessionError::DynamoDb { .. }) => {
+                format!("internal error (request id {})", current_request_id().unwrap_or_default()).into()
+            }
+            ApiError::Store(err) => store_error_message(err),
             other => other.to_string().into(),
         }
     }
@@ -151,16 +116,12 @@ impl IntoResponse for ApiError {
             // The whole error goes to the log; the client gets the request id.
             tracing::error!(error = %self, "internal error");
         }
-        let mut body = json!({ "error": { "code": code, "message": self.message() } });
+        let mut error = json!({ "code": code, "message": self.message() });
         if let ApiError::Store(SessionError::Refused(Refusal::PhpObject { path })) = &self {
             // Where in the body, for the client to fix its request.
-            body["error"]["path"] = path.as_str().into();
+            error["path"] = path.as_str().into();
         }
-        let mut response = (status, Json(body)).into_response();
-        if matches!(status, StatusCode::LOCKED | StatusCode::SERVICE_UNAVAILABLE) {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        error_response(status, error)
     }
 }
 
@@ -228,7 +189,7 @@ mod tests {
             let response =
                 crate::request::with_request_id("req-1", async { ApiError::from(err).into_response() }).await;
             assert_eq!(response.status().as_u16(), status);
-            let retry = response.headers().get(RETRY_AFTER).is_some();
+            let retry = response.headers().get(axum::http::header::RETRY_AFTER).is_some();
             assert_eq!(retry, status == 423 || status == 503, "Retry-After on {status}");
             let body = body(response).await;
             assert_eq!(body["error"]["code"], code);
