@@ -6,6 +6,7 @@
 //! regenerated earlier in the request is the only one left.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,6 +16,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::{SessionId, SessionStore};
+use futures_util::FutureExt;
 use tower::{Layer, Service};
 
 use crate::cookie::SessionCookie;
@@ -74,6 +76,7 @@ impl<S> Service<Request> for SessionService<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send,
 {
     type Response = Response;
     type Error = S::Error;
@@ -93,7 +96,19 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = match AssertUnwindSafe(inner.call(request)).catch_unwind().await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    session.abandon().await;
+                    return Err(err);
+                }
+                Err(panic) => {
+                    // Released here, before the panic goes on: a release left
+                    // to a drop guard may not run before Lambda freezes.
+                    session.abandon().await;
+                    std::panic::resume_unwind(panic);
+                }
+            };
             let (cookie, stored) = session.finish().await;
             let response = match stored {
                 Ok(()) => response,

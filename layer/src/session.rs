@@ -1,13 +1,17 @@
 //! The session of the request being served, as a handler sees it: read at
-//! its first use, changed key by key, and written back (only the keys that
-//! changed) by the [`SessionLayer`](crate::SessionLayer) once the handler's
-//! response is ready.
+//! its first use (and locked there under pessimistic locking), changed key
+//! by key, and written back (only the keys that changed, releasing the lock)
+//! by the [`SessionLayer`](crate::SessionLayer) once the handler's response
+//! is ready, or earlier by [`Session::write_close`]. A request that ends any
+//! other way (a panic, a timeout, its future dropped) releases the lock too.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use dynamodb_sessions::{Data, KeyChanges, Loaded, SessionError, SessionId, SessionStore, WriteOptions};
+use dynamodb_sessions::{
+    Data, KeyChanges, Loaded, LockToken, LockingStrategy, SessionError, SessionId, SessionStore, WriteOptions,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -41,9 +45,11 @@ pub(crate) struct Handle {
 }
 
 enum State {
-    /// Not read yet: a request that never uses its session costs nothing.
+    /// Not read yet (or written and released by `write_close`): a request
+    /// that never uses its session costs nothing.
     Unread,
-    /// The stored session, as read.
+    /// The stored session, as read; with its lock token while this request
+    /// holds its lock.
     Stored(Box<Loaded>),
     /// No session yet (no cookie, or an unknown or expired id): one is
     /// created if the request stores something.
@@ -134,11 +140,21 @@ impl Session {
         Ok(())
     }
 
+    /// Stores what the request changed and releases the session's lock now,
+    /// as PHP's `session_write_close()`: a long handler lets the user's other
+    /// requests go on. A later use of the session reads (and locks) it again.
+    pub async fn write_close(&self) -> Result<(), SessionRejection> {
+        let mut handle = self.0.lock().await;
+        Ok(handle.write_back_and_release().await?)
+    }
+
     /// Destroys the session (its item gone, the cookie expired).
     pub async fn destroy(&self) -> Result<(), SessionRejection> {
         let mut handle = self.writable().await?;
         if let Some(id) = handle.cookie_id.take() {
-            handle.store.destroy(&id, None).await?;
+            // The lock this request holds, if any, goes with the item.
+            let token = handle.held_lock().map(|(_, token)| token);
+            handle.store.destroy(&id, token.as_ref()).await?;
             handle.cookie = CookieChange::Remove;
         }
         handle.changes.clear();
@@ -156,13 +172,20 @@ impl Session {
         }
     }
 
-    /// Stores what the request changed; what the browser must be told,
-    /// whether or not that worked (an id regenerated earlier in the request
-    /// is the session's id either way).
+    /// Stores what the request changed and releases its lock; what the
+    /// browser must be told, whether or not that worked (an id regenerated
+    /// earlier in the request is the session's id either way).
     pub(crate) async fn finish(&self) -> (CookieChange, Result<(), SessionError>) {
         let mut handle = self.0.lock().await;
-        let stored = handle.write_back().await;
+        let stored = handle.write_back_and_release().await;
         (handle.cookie.clone(), stored)
+    }
+
+    /// Releases the lock without storing anything: the handler panicked.
+    pub(crate) async fn abandon(&self) {
+        let mut handle = self.0.lock().await;
+        handle.changes.clear();
+        handle.release().await;
     }
 }
 
@@ -173,8 +196,14 @@ impl Handle {
         if !matches!(self.state, State::Unread) {
             return Ok(());
         }
+        let locking = self.store.config().locking_strategy == LockingStrategy::Pessimistic && !self.read_only;
         self.state = match &self.cookie_id {
             None => State::New,
+            Some(id) if locking => match self.store.lock_for_change(id).await {
+                Ok(loaded) => State::Stored(Box::new(loaded)),
+                Err(SessionError::NotFound) => State::New,
+                Err(err) => return Err(err),
+            },
             Some(id) => match self.store.load_for_change(id).await {
                 Ok(loaded) => State::Stored(Box::new(loaded)),
                 Err(SessionError::NotFound) => State::New,
@@ -207,8 +236,39 @@ impl Handle {
         }
     }
 
+    /// The session's id and lock token while this request holds its lock.
+    fn held_lock(&self) -> Option<(SessionId, LockToken)> {
+        match &self.state {
+            State::Stored(loaded) => {
+                let session = loaded.session();
+                Some((session.id.clone(), session.lock_token.clone()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// Stores the pending changes and releases the lock; when the write
+    /// fails, the lock is released all the same.
+    async fn write_back_and_release(&mut self) -> Result<(), SessionError> {
+        let stored = self.write_back().await;
+        self.release().await;
+        stored
+    }
+
+    /// Releases the lock this request holds, if any (without writing). A
+    /// release that fails is logged: the lock's lease ends it.
+    async fn release(&mut self) {
+        if let Some((id, token)) = self.held_lock() {
+            if let Err(err) = self.store.unlock(&id, &token).await {
+                tracing::warn!(session = %id.redacted(), error = %err, "session lock not released; its lease ends it");
+            }
+            self.state = State::Unread;
+        }
+    }
+
     /// Stores the pending changes: into the stored session (only the keys
-    /// changed, merged into what is stored then), or as a new session.
+    /// changed, merged into what is stored then; a locked session's write
+    /// releases its lock), or as a new session.
     async fn write_back(&mut self) -> Result<(), SessionError> {
         if self.changes.is_empty() {
             return Ok(());
@@ -232,6 +292,22 @@ impl Handle {
         }
         self.changes.clear();
         Ok(())
+    }
+}
+
+impl Drop for Handle {
+    /// The request ended without going back through the layer (a timeout
+    /// layer fired, the client went away: its future was dropped). A lock
+    /// still held is released by the runtime, as no one can await here.
+    fn drop(&mut self) {
+        let Some((id, token)) = self.held_lock() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let store = self.store.clone();
+        runtime.spawn(async move {
+            if let Err(err) = store.unlock(&id, &token).await {
+                tracing::warn!(session = %id.redacted(), error = %err, "session lock not released; its lease ends it");
+            }
+        });
     }
 }
 

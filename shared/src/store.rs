@@ -243,12 +243,24 @@ impl SessionStore {
     /// keys as they are stored: one conditional write on the item as read;
     /// when another writer got in between, read again and apply the same
     /// changes to what is stored then (as [`patch`](SessionStore::patch)).
+    /// A session read with [`lock_for_change`](SessionStore::lock_for_change)
+    /// is written by its lock's holder, releasing the lock in the same write
+    /// (LockLost, nothing written, if the lock was taken over).
     pub async fn change_keys(
         &self,
         loaded: &Loaded,
         changes: &KeyChanges,
         options: &WriteOptions,
     ) -> Result<Session, SessionError> {
+        // A locked read's change is its holder's write: it releases the lock.
+        let with_lock;
+        let options = match &loaded.session.lock_token {
+            Some(token) => {
+                with_lock = WriteOptions { lock_token: Some(token.clone()), ..options.clone() };
+                &with_lock
+            }
+            None => options,
+        };
         self.update(&loaded.session.id, Some(loaded.read.clone()), options, |stored, _| {
             let mut data = stored.clone();
             for (key, value) in changes {
@@ -511,7 +523,8 @@ impl SessionStore {
     /// new session comes back as written, ready for
     /// [`change_keys`](Self::change_keys) without a read either.
     pub async fn regenerate_loaded(&self, loaded: &Loaded) -> Result<Loaded, SessionError> {
-        self.regenerate_from(&loaded.session.id, None, Some(loaded.read.clone())).await
+        let lock_token = loaded.session.lock_token.as_ref();
+        self.regenerate_from(&loaded.session.id, lock_token, Some(loaded.read.clone())).await
     }
 
     /// Regenerates `id`, reading it first unless `read` holds it as read.
@@ -655,8 +668,19 @@ impl SessionStore {
     /// for another holder, then Locked: never an empty session. Data that
     /// cannot be decoded is refused and the lock released before answering.
     pub async fn load_and_lock(&self, id: &SessionId) -> Result<Session, SessionError> {
+        Ok(self.lock_for_change(id).await?.session)
+    }
+
+    /// [`load_and_lock`](Self::load_and_lock) for a change later (an
+    /// in-process layer's first access under pessimistic locking): the
+    /// locking read, one conditional UpdateItem that returns the item. The
+    /// lock goes with the [`Loaded`]: [`change_keys`](Self::change_keys)
+    /// writes through and releases it, [`unlock`](Self::unlock) releases it.
+    pub async fn lock_for_change(&self, id: &SessionId) -> Result<Loaded, SessionError> {
         let Locked { record, data, token } = locking::load_and_lock(&self.items, id).await?;
-        Ok(Session { id: id.clone(), data, expires: record.expires, etag: record.etag(), lock_token: Some(token) })
+        let session =
+            Session { id: id.clone(), data, expires: record.expires, etag: record.etag(), lock_token: Some(token) };
+        Ok(Loaded { session, read: record })
     }
 
     /// Releases the caller's lock without writing (taking it refreshed the
