@@ -22,15 +22,21 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use axum::extract::Extension;
+use axum::routing::post;
+use axum::Router;
 use base64::Engine;
 use common::{app_from_env, now, TestApp as App};
 use dynamodb_sessions::calls::counted;
-use dynamodb_sessions::{emulator, SweepOptions};
+use dynamodb_sessions::emulator::fixtures::{intercepted, Hook};
+use dynamodb_sessions::{emulator, SessionStore, SweepOptions};
 use dynamodb_sessions_axum::{HttpSettings, Session, SessionCookie, SessionLayer, SessionRejection};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------
@@ -1170,6 +1176,8 @@ async fn an_edited_token_writes_in_the_stored_format_configured_json() {
 // 13. The in-process session layer (dynamodb-sessions-axum) on a table PHP
 //     shares: a Rust route reads what PHP wrote under PHP's own id, changes
 //     keys in the item's format, and creates in DATA_FORMAT; PHP reads it.
+//     Under pessimistic locking each side waits for the other's lock and
+//     then reads the other's write.
 
 /// A Rust route that counts and promotes: `n` + 1 and `user.role` set.
 async fn promote(session: Session) -> Result<String, SessionRejection> {
@@ -1179,19 +1187,51 @@ async fn promote(session: Session) -> Result<String, SessionRejection> {
     Ok(n.to_string())
 }
 
-/// `POST /promote` through the layer on the app's store, with the session
-/// cookie `sid`: the status, the body, the new id's cookie (if any) and the
-/// DynamoDB calls made.
-async fn through_the_layer(app: &App, sid: Option<&str>) -> (u16, String, Option<String>, Vec<String>) {
-    let store = app.store().clone();
+/// Where a Rust handler says it holds the session, and waits for its go.
+#[derive(Default)]
+struct Gate {
+    holding: Notify,
+    go: Notify,
+}
+
+/// Reads the session (taking its lock under pessimistic locking), then
+/// waits for the test's go before promoting.
+async fn hold_then_promote(
+    session: Session,
+    Extension(gate): Extension<Arc<Gate>>,
+) -> Result<String, SessionRejection> {
+    session.get::<Value>("n").await?;
+    gate.holding.notify_one();
+    gate.go.notified().await;
+    promote(session).await
+}
+
+/// The Rust app: `/promote` and `/hold`, through the layer on `store`.
+fn rust_app(store: &SessionStore, gate: Arc<Gate>) -> Router {
     let cookie = SessionCookie::new(&store.config().session_name, HttpSettings::default());
-    let router =
-        axum::Router::new().route("/promote", axum::routing::post(promote)).layer(SessionLayer::new(store, cookie));
-    let mut request = axum::http::Request::builder().method("POST").uri("/promote");
+    Router::new()
+        .route("/promote", post(promote))
+        .route("/hold", post(hold_then_promote))
+        .layer(SessionLayer::new(store.clone(), cookie))
+        .layer(Extension(gate))
+}
+
+/// What the Rust app answered.
+struct LayerReply {
+    status: u16,
+    body: String,
+    /// The id a Set-Cookie gave, if any.
+    new_id: Option<String>,
+    calls: Vec<String>,
+}
+
+/// `POST path` through `app` with the session cookie `sid`.
+async fn through_the_layer(app: Router, path: &'static str, sid: Option<String>) -> LayerReply {
+    let mut request = axum::http::Request::builder().method("POST").uri(path);
     if let Some(sid) = sid {
         request = request.header("cookie", format!("PHPSESSID={sid}"));
     }
-    let (response, calls) = counted(router.oneshot(request.body(axum::body::Body::empty()).unwrap())).await;
+    let (response, calls) = counted(app.oneshot(request.body(axum::body::Body::empty()).unwrap())).await;
     let response = response.unwrap_or_else(|never| match never {});
     let new_id = response.headers().get("set-cookie").map(|header| {
         let pair = header.to_str().unwrap().split(';').next().unwrap();
@@ -1199,7 +1239,11 @@ async fn through_the_layer(app: &App, sid: Option<&str>) -> (u16, String, Option
     });
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap(), new_id, calls)
+    LayerReply { status, body: String::from_utf8(body.to_vec()).unwrap(), new_id, calls }
+}
+
+async fn promote_through_the_layer(app: &App, sid: Option<&str>) -> LayerReply {
+    through_the_layer(rust_app(app.store(), Arc::default()), "/promote", sid.map(str::to_string)).await
 }
 
 async fn php_writes_the_layer_reads_and_changes_keys(serializer: &'static str) {
@@ -1207,10 +1251,10 @@ async fn php_writes_the_layer_reads_and_changes_keys(serializer: &'static str) {
     let php = PhpApp::new(&app, serializer);
     let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
 
-    let (status, body, new_id, calls) = through_the_layer(&app, Some(&sid)).await;
-    assert_eq!((status, body.as_str()), (200, "4"), "the Rust route read PHP's session ({serializer})");
-    assert_eq!(new_id, None, "PHP's id is served as it is");
-    assert_eq!(calls, ["GetItem", "UpdateItem"]);
+    let reply = promote_through_the_layer(&app, Some(&sid)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "4"), "the Rust route read PHP's session ({serializer})");
+    assert_eq!(reply.new_id, None, "PHP's id is served as it is");
+    assert_eq!(reply.calls, ["GetItem", "UpdateItem"]);
 
     let run = php.run(json!([{"id": sid}, {"start": {}}]));
     let start = run.step("start");
@@ -1232,10 +1276,10 @@ async fn php_writes_the_layer_reads_and_changes_keys_php_serialize_serializer() 
 
 async fn the_layer_creates_and_php_reads(format: &'static str) {
     let app = app_from_env(&[("DATA_FORMAT", format)]).await;
-    let (status, _, new_id, calls) = through_the_layer(&app, None).await;
-    assert_eq!(status, 200);
-    assert_eq!(calls, ["PutItem"], "a new session: one write");
-    let sid = new_id.expect("a new session's cookie");
+    let reply = promote_through_the_layer(&app, None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.calls, ["PutItem"], "a new session: one write");
+    let sid = reply.new_id.expect("a new session's cookie");
 
     let run = PhpApp::new(&app, format).run(json!([{"cookie": sid}, {"start": {}}]));
     let start = run.step("start");
@@ -1252,4 +1296,71 @@ async fn the_layer_creates_in_php_format_and_php_reads() {
 #[tokio::test]
 async fn the_layer_creates_in_php_serialize_format_and_php_reads() {
     the_layer_creates_and_php_reads("php_serialize").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_php_lock_holds_off_the_layer_until_php_has_written() {
+    let app = app_from_env(&locking("10")).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+    let script = json!([{"id": sid}, {"start": {}}, {"wait": true}, {"set": {"n": 10}}, {"write_close": true}]);
+    let mut holder = php.clone().locking(10).spawn(script);
+    holder.until_waiting();
+
+    // PHP goes on (n = 10, then its close releases the lock) just before
+    // the Rust request's first look while it waits for that lock.
+    let php_done = Arc::new(std::sync::Mutex::new(None));
+    let hook = Hook::before("GetItem", 1, {
+        let php_done = php_done.clone();
+        move || async move {
+            let run = tokio::task::spawn_blocking(move || {
+                holder.resume();
+                holder.finish()
+            });
+            *php_done.lock().unwrap() = Some(run.await.unwrap());
+        }
+    });
+    let store = SessionStore::new(intercepted(app.store().client(), hook.clone()), app.config().clone());
+    let reply = through_the_layer(rust_app(&store, Arc::default()), "/promote", Some(sid.clone())).await;
+    assert!(hook.fired(), "the Rust request waited for PHP's lock: {:?}", reply.calls);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "11"), "then it read PHP's write");
+    assert_clean(php_done.lock().unwrap().take().expect("PHP ran").step("start"));
+
+    let run = php.run(json!([{"id": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 11, "user.role": "admin"}));
+    let after = raw(&app, &sid).await.unwrap();
+    assert_eq!((stored_data(&after), php_lock(&after)), (encoded(start), None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_waits_for_the_layers_lock_and_reads_its_write() {
+    // DATA_FORMAT as the PHP app's: the lock is bound to the stored format
+    // as it is taken (with the default, json, one more write binds it).
+    let mut env = locking("10");
+    env.push(("DATA_FORMAT", "php"));
+    let app = app_from_env(&env).await;
+    let php = PhpApp::new(&app, "php");
+    let sid = php.new_session(json!([["user.name", "jeremy"], ["n", 3]]));
+    let gate = Arc::new(Gate::default());
+    let rust = tokio::spawn(through_the_layer(rust_app(app.store(), gate.clone()), "/hold", Some(sid.clone())));
+    gate.holding.notified().await;
+    assert!(php_lock(&raw(&app, &sid).await.unwrap()).is_some(), "the Rust request holds the lock");
+
+    // PHP gives up after 30 s; the Rust request goes on as soon as PHP is seen waiting.
+    let mut waiter = php.clone().locking(30).spawn(json!([{"id": sid}, {"start": {}}]));
+    waiter.until_lock_refused();
+    gate.go.notify_one();
+    let reply = rust.await.unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "4"));
+    assert_eq!(reply.calls, ["UpdateItem", "UpdateItem"], "the locking read, then the write-through");
+
+    let run = tokio::task::spawn_blocking(move || waiter.finish()).await.unwrap();
+    let start = run.step("start");
+    let attempts = start["calls"].as_array().unwrap();
+    assert_eq!(attempts[0]["error"], "ConditionalCheckFailedException", "PHP waited for the Rust request's lock");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 4, "user.role": "admin"}), "PHP reads its write");
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), encoded(start), "in PHP's own format");
 }
