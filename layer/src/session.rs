@@ -255,13 +255,10 @@ impl Handle {
         stored
     }
 
-    /// Releases the lock this request holds, if any (without writing). A
-    /// release that fails is logged: the lock's lease ends it.
+    /// Releases the lock this request holds, if any (without writing).
     async fn release(&mut self) {
         if let Some((id, token)) = self.held_lock() {
-            if let Err(err) = self.store.unlock(&id, &token).await {
-                tracing::warn!(session = %id.redacted(), error = %err, "session lock not released; its lease ends it");
-            }
+            unlock_or_log(&self.store, &id, &token).await;
             self.state = State::Unread;
         }
     }
@@ -303,11 +300,15 @@ impl Drop for Handle {
         let Some((id, token)) = self.held_lock() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let store = self.store.clone();
-        runtime.spawn(async move {
-            if let Err(err) = store.unlock(&id, &token).await {
-                tracing::warn!(session = %id.redacted(), error = %err, "session lock not released; its lease ends it");
-            }
-        });
+        runtime.spawn(async move { unlock_or_log(&store, &id, &token).await });
+    }
+}
+
+/// Releases a lock; a release that fails is logged, and the lock's lease
+/// ends it.
+async fn unlock_or_log(store: &SessionStore, id: &SessionId, token: &LockToken) {
+    if let Err(err) = store.unlock(id, token).await {
+        tracing::warn!(session = %id.redacted(), error = %err, "session lock not released; its lease ends it");
     }
 }
 
