@@ -30,9 +30,13 @@ mod layer;
 mod rejection;
 mod session;
 pub mod settings;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions_store;
 
 pub use cookie::SessionCookie;
 pub use layer::{SessionLayer, SessionService};
 pub use rejection::SessionRejection;
 pub use session::{ReadOnlySession, Session};
 pub use settings::HttpSettings;
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions_store::TowerSessionsStore;

@@ -62,6 +62,9 @@ pub struct WriteOptions {
     pub lock_token: Option<LockToken>,
     /// What the data may change (the default, trusted, allows anything).
     pub policy: WritePolicy,
+    /// The expiry to store (epoch seconds) instead of now + `session_lifetime`:
+    /// an app that keeps its own (a tower-sessions record's `expiry_date`).
+    pub expires: Option<i64>,
 }
 
 /// A session read to be changed later (an in-process layer's first access):
@@ -90,6 +93,14 @@ pub type KeyChanges = Vec<(String, Option<Value>)>;
 pub struct SessionStore {
     items: Items,
     gc: Gc,
+}
+
+/// What a data write stamps on the item besides the data: the write's
+/// marker and the new expiry.
+#[derive(Clone, Copy)]
+struct Stamp<'a> {
+    write_id: &'a str,
+    expires: i64,
 }
 
 /// What one attempt of a retry loop decided.
@@ -131,12 +142,19 @@ impl SessionStore {
     /// Starts a new session with a fresh id, in the configured format; the
     /// put's condition means it can never overwrite an existing item.
     pub async fn create(&self, data: Data) -> Result<Session, SessionError> {
+        let expires = self.items.new_expiry(Now::sample());
+        self.create_as(&SessionId::generate(), data, expires).await
+    }
+
+    /// Starts a new session under an id the caller chose (a tower-sessions
+    /// id), expiring at `expires` (epoch seconds). Conflict when an item has
+    /// that id already: it is never overwritten.
+    pub async fn create_as(&self, id: &SessionId, data: Data, expires: i64) -> Result<Session, SessionError> {
         let config = self.config();
         let stored = Encoding::configured(config).encode(config, &data)?;
-        let id = SessionId::generate();
         let now = Now::sample();
         let write_id = random_marker();
-        let mut item = new_item(config, config.item_key(id.as_str()), stored.as_ref(), self.items.new_expiry(now), now);
+        let mut item = new_item(config, config.item_key(id.as_str()), stored.as_ref(), expires, now);
         item.insert(WRITE_IDS[0].name.into(), attr_s(&write_id));
         let result = self
             .client()
@@ -148,14 +166,21 @@ impl SessionStore {
             .send()
             .in_budget()
             .await;
-        match self.items.written("PutItem", &id, result).await? {
+        match self.items.written("PutItem", id, result).await? {
             Written::Done(_) => {}
             Written::Refused(old) if conditions::written_by(&old, &write_id) => {}
-            // A 190-bit id collides never in practice; if it did, it would
-            // surface as Conflict rather than an overwrite.
+            // An id in use (ours, 190 bits, collide never in practice) is
+            // Conflict rather than an overwrite.
             Written::Refused(_) | Written::NoItem => return Err(SessionError::Conflict),
         }
-        self.session(&id, &Record::decode(config, &item), None)
+        self.session(id, &Record::decode(config, &item), None)
+    }
+
+    /// Reads a live session and nothing else: one GetItem, no touch (for an
+    /// app that keeps its own expiry, as tower-sessions does).
+    pub async fn load_untouched(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let record = self.items.fetch_live(id, self.config().consistent_read, Now::sample()).await?;
+        self.session(id, &record, None)
     }
 
     /// Reads a session without locking it: one GetItem, plus a small
@@ -317,7 +342,9 @@ impl SessionStore {
                 }
             };
             let stored = self.changed(&record, options, &change)?;
-            let written = self.write_data(id, stored, guard, &write_id, now, Retries::ByCaller).await;
+            let expires = options.expires.unwrap_or_else(|| self.items.new_expiry(now));
+            let stamp = Stamp { write_id: &write_id, expires };
+            let written = self.write_data(id, stored, guard, stamp, now, Retries::ByCaller).await;
             match self.judge_update(id, &record, written, &write_id, now, options).await? {
                 Retry::Done(session) => return Ok(session),
                 // Changed since our read: read again (after a pause that keeps
@@ -404,7 +431,8 @@ impl SessionStore {
         loop {
             let stored = token.encoding().encode(self.config(), &data)?;
             let guard = token.held_in_its_encoding();
-            match self.write_data(id, stored.clone(), guard, write_id, now, Retries::BySdk).await? {
+            let stamp = Stamp { write_id, expires: self.items.new_expiry(now) };
+            match self.write_data(id, stored.clone(), guard, stamp, now, Retries::BySdk).await? {
                 Written::Done(record) => return self.session(id, &record, None),
                 Written::Refused(old) if conditions::written_by(&old, write_id) && old.data == stored => {
                     return self.session(id, &old, None)
@@ -426,7 +454,7 @@ impl SessionStore {
         id: &SessionId,
         stored: Option<StoredData>,
         guard: Expr,
-        write_id: &str,
+        stamp: Stamp<'_>,
         now: Now,
         retries: Retries,
     ) -> Result<Written<Record>, SessionError> {
@@ -434,7 +462,7 @@ impl SessionStore {
         let request = self
             .items
             .update_item(id)
-            .update(self.data_update(stored.as_ref(), write_id, now))
+            .update(self.data_update(stored.as_ref(), stamp))
             .condition(conditions::live(config, now).and(guard))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -452,7 +480,7 @@ impl SessionStore {
     /// The update of a data write: the data set (or removed when empty),
     /// the expiry pushed on, the version bumped, `write_id` newest of the
     /// markers, the lock removed.
-    fn data_update(&self, stored: Option<&StoredData>, write_id: &str, now: Now) -> Expr {
+    fn data_update(&self, stored: Option<&StoredData>, stamp: Stamp<'_>) -> Expr {
         let config = self.config();
         let (set_data, remove_data) = match stored {
             Some(_) => (format!("{P_DATA} = :data, "), String::new()),
@@ -468,10 +496,10 @@ impl SessionStore {
         ))
         .name(P_DATA, &config.data_attribute)
         .name(P_EXP, &config.session_lifetime_attribute)
-        .value(":new_expires", attr_n(self.items.new_expiry(now)))
+        .value(":new_expires", attr_n(stamp.expires))
         .value(":zero", attr_n(0))
         .value(":one", attr_n(1))
-        .value(":write_id", attr_s(write_id))
+        .value(":write_id", attr_s(stamp.write_id))
         .value(":none", attr_s("-"));
         update = WRITE_IDS.iter().fold(VERSION.bound_in(bind_lock(update)), |update, wid| wid.bound_in(update));
         match stored {

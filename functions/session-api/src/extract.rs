@@ -128,8 +128,8 @@ impl FromRequestParts<ApiState> for Preconditions {
             IfMatch::Any => (None, true),
             IfMatch::Tag(tag) => (Some(tag), false),
         };
-        let options =
-            WriteOptions { if_match, lock_token: lock_token(&parts.headers)?, policy: state.write_policy().clone() };
+        let lock_token = lock_token(&parts.headers)?;
+        let options = WriteOptions { if_match, lock_token, policy: state.write_policy().clone(), expires: None };
         Ok(Preconditions { options, if_match_any })
     }
 }

@@ -34,6 +34,7 @@ use common::{app_from_env, now, TestApp as App};
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::emulator::fixtures::{intercepted, Hook};
 use dynamodb_sessions::{emulator, SessionStore, SweepOptions};
+use dynamodb_sessions_axum::tower_sessions_store::{self, TowerSessionsStore};
 use dynamodb_sessions_axum::{HttpSettings, Session, SessionCookie, SessionLayer, SessionRejection};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -1363,4 +1364,29 @@ async fn php_waits_for_the_layers_lock_and_reads_its_write() {
     assert_clean(start);
     assert_eq!(session(start), json!({"user.name": "jeremy", "n": 4, "user.role": "admin"}), "PHP reads its write");
     assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), encoded(start), "in PHP's own format");
+}
+
+// ---------------------------------------------------------------------------
+// 14. The table as a tower-sessions store: a session a tower-sessions app
+//     creates on a `php`-format table is PHP's to read, under the same id
+//     with `_` written `,`.
+
+#[tokio::test]
+async fn a_tower_sessions_session_on_a_php_table_is_read_by_php() {
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore as _;
+
+    let app = app_from_env(&[("DATA_FORMAT", "php")]).await;
+    let store = TowerSessionsStore::new(app.store().clone());
+    let Value::Object(data) = json!({"user.name": "jeremy", "n": 3}) else { unreachable!() };
+    let expiry_date = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let mut record = Record { id: Id::default(), data: data.into_iter().collect(), expiry_date };
+    store.create(&mut record).await.unwrap();
+
+    let sid = tower_sessions_store::session_id(&record.id).to_string();
+    let run = PhpApp::new(&app, "php").run(json!([{"id": sid}, {"start": {}}]));
+    let start = run.step("start");
+    assert_clean(start);
+    assert_eq!(session(start), json!({"user.name": "jeremy", "n": 3}));
+    assert_eq!(stored_data(&raw(&app, &sid).await.unwrap()), encoded(start), "stored in PHP's own format");
 }
