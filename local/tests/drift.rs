@@ -114,6 +114,13 @@ fn every_option_reaches_its_functions_with_our_default() {
     let api_names: BTreeSet<&str> = api.keys().map(String::as_str).collect();
     assert_eq!(api_names, http, "SessionApiFunction's own environment vs HttpSettings::OPTIONS");
     assert!(gc.is_empty(), "the GC function adds nothing to the Globals: {gc:?}");
+    // The example app sets the same cookie as the API, from the same parameters.
+    let app = environment(&template, &["Resources", "ExampleAppFunction", "Properties"]);
+    let cookie: BTreeSet<&str> = http.iter().copied().filter(|variable| variable.starts_with("COOKIE_")).collect();
+    assert_eq!(app.keys().map(String::as_str).collect::<BTreeSet<_>>(), cookie, "ExampleAppFunction's environment");
+    for (variable, value) in &app {
+        assert_eq!(value, &api[variable], "{variable}: the example app's cookie is the API's");
+    }
 
     let defaults = defaults();
     for (variable, value) in globals.iter().chain(api.iter()) {

@@ -323,3 +323,50 @@ fn a_jwt_authorizer_without_issuer_or_audience_is_refused_at_deploy() {
         assert_eq!(stack.broken_rules(), ["JwtAuthorizerNeedsIssuerAndAudience"], "{overrides:?}");
     }
 }
+
+#[test]
+fn the_example_app_is_in_the_stack_only_when_enabled_and_reaches_only_sessions() {
+    let template = template();
+    let app_resources = [
+        "ExampleAppFunction",
+        "ExampleAppIntegration",
+        "ExampleAppInvokePermission",
+        "ExampleAppRoute",
+        "ExampleAppPagesRoute",
+        "ExampleAppLogGroup",
+    ];
+    let disabled = Stack { template: &template, parameters: parameters(&template, &[]) };
+    for name in app_resources {
+        assert!(disabled.resource(name).is_none(), "{name} is deployed only with ExampleApp=Enabled");
+    }
+
+    let enabled = Stack { template: &template, parameters: parameters(&template, &[("ExampleApp", "Enabled")]) };
+    let routes: BTreeMap<String, (String, String)> = enabled
+        .resources_of_type("AWS::ApiGatewayV2::Route")
+        .into_values()
+        .filter(|route| scalar(&route["Target"]) == "integrations/<ExampleAppIntegration>")
+        .map(|route| (scalar(&route["RouteKey"]), (scalar(&route["AuthorizationType"]), scalar(&route["ApiId"]))))
+        .collect();
+    let open_on_the_api = ("NONE".to_string(), "<SessionHttpApi>".to_string());
+    let expected =
+        BTreeMap::from([("ANY /app".into(), open_on_the_api.clone()), ("ANY /app/{page+}".into(), open_on_the_api)]);
+    assert_eq!(routes, expected, "its own path prefix on the stack's HTTP API");
+    let integration = enabled.resource("ExampleAppIntegration").unwrap();
+    assert_eq!(scalar(&integration["IntegrationUri"]), "<ExampleAppFunction.Arn>");
+    let permission = enabled.resource("ExampleAppInvokePermission").unwrap();
+    assert_eq!(scalar(&permission["FunctionName"]), "<ExampleAppFunction>");
+
+    for session_name in ["PHPSESSID", "__Host-PHPSESSID", ""] {
+        let overrides = [("ExampleApp", "Enabled"), ("SessionName", session_name)];
+        let stack = Stack { template: &template, parameters: parameters(&template, &overrides) };
+        let config = Config::builder().session_name(session_name).build().unwrap();
+        let session_key = config.item_key(SessionId::generate().as_str());
+        let statements = stack.statements("ExampleAppFunction");
+        assert_eq!(statements.len(), 1, "session items only");
+        let items = statement(&statements, "SessionItems");
+        assert!(allows_key(items, &session_key), "SessionName={session_name:?}: its sessions");
+        assert!(!allows_key(items, CHECKPOINT_KEY), "never the GC checkpoint");
+        let actions: Vec<String> = items["Action"].as_sequence().unwrap().iter().map(scalar).collect();
+        assert!(!actions.iter().any(|action| action.ends_with("Scan")), "no Scan: {actions:?}");
+    }
+}
