@@ -32,7 +32,7 @@ from local_stack import EVENTS, FUNCTIONS, ROOT, Stack, build_dir, invoke_http, 
 MB = 1024 * 1024
 # What each binary answers first, and the event that asks it.
 FIRST_EVENT = {"session-api": "api-read-not-found.json", "session-gc": "gc-schedule-v2.json",
-               "bare-lambda": "api-read-not-found.json"}
+               "example-app": "app-show-new-visitor.json", "bare-lambda": "api-read-not-found.json"}
 
 
 def zipped_size(binary):
@@ -47,9 +47,9 @@ def cold_start(dynamodb_url, architecture, name, binary):
     """One fresh process: seconds from its start to its first response, and its peak RSS (KiB).
 
     Each start gets an emulator of its own, so that no poller of an earlier
-    process is waiting there; every binary registers as `session-api` or
-    `session-gc` (the emulator only serves the workspace's binary names)."""
-    function = "session-gc" if name == "session-gc" else "session-api"
+    process is waiting there; every binary registers under its own name, the bare one as
+    `session-api` (the emulator only serves the workspace's binary names)."""
+    function = name if name in FUNCTIONS else "session-api"
     payload = (EVENTS / FIRST_EVENT[name]).read_bytes()
     with Stack("bench-lambda") as stack:
         runtime_port = stack.runtime_emulator()

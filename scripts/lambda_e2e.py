@@ -66,6 +66,15 @@ def check_api(invoke):
     check(gone["statusCode"] == 404, "a deleted session reads as 404")
 
 
+def check_app(invoke):
+    print("example-app under the Runtime API emulator:")
+    # The event's cookie names a session this table does not hold.
+    counted = invoke("example-app", event("app-counter.json"))
+    check(counted["statusCode"] == 200 and json.loads(counted["body"])["count"] == 1,
+          "an unknown cookie is a new visitor: the counter is 1, in a new session")
+    check(any(c.startswith("PHPSESSID=") for c in counted.get("cookies", [])), "with its cookie")
+
+
 def seed_gc_table(dynamodb, now):
     """A live, two expired and one expired-but-locked session; their names."""
     seeded = {
@@ -143,6 +152,7 @@ def main():
         dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_url, region_name="us-east-1",
                                 aws_access_key_id="local", aws_secret_access_key="local")
         check_api(invoke)
+        check_app(invoke)
         check_gc(invoke, dynamodb)
         if args.architecture == "x86_64":
             check_operator_commands(dynamodb, dynamodb_url, args.sessions_bin)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 SESSIONS_BIN = ROOT / "target" / "debug" / "sessions"
 # The template's logical id of each function, by binary name.
-FUNCTIONS = {"session-api": "SessionApiFunction", "session-gc": "SessionGcFunction"}
+FUNCTIONS = {"session-api": "SessionApiFunction", "session-gc": "SessionGcFunction", "example-app": "ExampleAppFunction"}
 # provided.al2023 ships glibc 2.34: a bootstrap needing newer symbols fails there.
 LAMBDA_GLIBC = (2, 34)
 # An aarch64 binary runs here under qemu's user-mode emulator, with Debian's
@@ -36,6 +36,11 @@ def build_dir(architecture):
 def runner(architecture):
     """The command prefix that runs a binary of `architecture` on this machine."""
     return ARM64_RUNNER if architecture == "arm64" else []
+
+
+def function_of(event_name):
+    """The binary an event in events/ is for, by its prefix (gc-, app-, api-)."""
+    return {"gc": "session-gc", "app": "example-app"}.get(event_name.split("-", 1)[0], "session-api")
 
 
 def expected():

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 # mostly waiting on Docker; three keep two cores busy without starving them.
 WORKERS = 3
 
-from local_stack import EVENTS, FUNCTIONS, ROOT, SESSIONS_BIN, Stack, build_dir, expected
+from local_stack import EVENTS, FUNCTIONS, ROOT, SESSIONS_BIN, Stack, build_dir, expected, function_of
 
 
 def bridge_ip():
@@ -110,7 +110,7 @@ def main():
             env_vars = stack.logs / f"env-{number}.json"
             write_env_vars(env_vars, dynamodb_url, table)
             seed(dynamodb_url, args.sessions_bin, table)
-            function = FUNCTIONS["session-gc" if name.startswith("gc-") else "session-api"]
+            function = FUNCTIONS[function_of(name)]
             started = time.monotonic()
             answer, record = sam_local_invoke(function, EVENTS / name, env_vars, args.image, args.architecture)
             got = outcome_of(answer)
