@@ -4,6 +4,9 @@
 //! with and without a concurrent sweep (paced, and unpaced as sweeps were
 //! before), the sweep's rate, and what a lock waiter costs per second (ours,
 //! and one that retries a conditional write as the PHP SDK's handler does).
+//! Then one user action and the example app's (sign in, add to the cart,
+//! read it) side by side: in process with the session layer, with
+//! tower-sessions on our store, and through the HTTP API.
 //! Run: `cargo bench -p sessions-local --bench figures`.
 
 use std::time::{Duration, Instant};
@@ -179,6 +182,7 @@ async fn main() {
     }
     requests_per_route().await;
     one_user_action().await;
+    example_app_actions().await;
     capacity_figures().await;
 }
 
@@ -463,4 +467,155 @@ async fn capacity_figures() {
     mix_with_sweep("unpaced", &upstream, Some(unpaced)).await;
     println!("\nWaiting for a lock held {} s, on a 5/5 table:", 5);
     lock_wait_cost(&upstream).await;
+}
+
+/// Capacity units of `calls` on items under 1 KB: a consistent read 1 RCU, a
+/// write 1 WCU, and a transaction of two writes (regenerate: put the new
+/// id, delete the old) 2 x 2 WCU, as DynamoDB bills transactions double.
+fn units(calls: &[String]) -> (usize, usize) {
+    calls.iter().fold((0, 0), |(reads, writes), call| match call.as_str() {
+        "GetItem" => (reads + 1, writes),
+        "TransactWriteItems" => (reads, writes + 4),
+        _ => (reads, writes + 1),
+    })
+}
+
+/// One step of a user's visit, measured: the calls of the last run and the median time.
+struct Step {
+    calls: Vec<String>,
+    times: Vec<Duration>,
+}
+
+impl Step {
+    fn new() -> Step {
+        Step { calls: Vec::new(), times: Vec::new() }
+    }
+
+    async fn run<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let (output, calls) = counted(work).await;
+        self.times.push(started.elapsed());
+        self.calls = calls;
+        output
+    }
+
+    fn print(&mut self, label: &str, in_aws: &str) {
+        self.times.sort();
+        let (reads, writes) = units(&self.calls);
+        let median = self.times[self.times.len() / 2].as_secs_f64() * 1000.0;
+        println!(
+            "    {label:<12} {} calls ({}), {reads} RCU + {writes} WCU, {median:.2} ms; in AWS: {in_aws}",
+            self.calls.len(),
+            self.calls.join(" + ")
+        );
+    }
+}
+
+/// The example app's routes as a tower-sessions app writes them, on our
+/// store (`TowerSessionsStore`).
+fn tower_sessions_app(store: &SessionStore) -> Router {
+    use tower_sessions::{Session, SessionManagerLayer};
+    async fn sign_in(session: Session) -> StatusCode {
+        session.cycle_id().await.unwrap();
+        session.insert("user", "amy").await.unwrap();
+        StatusCode::OK
+    }
+    async fn add_to_cart(session: Session) -> StatusCode {
+        let mut cart: Vec<String> = session.get("cart").await.unwrap().unwrap_or_default();
+        cart.push("tea".into());
+        session.insert("cart", cart).await.unwrap();
+        StatusCode::OK
+    }
+    async fn read_cart(session: Session) -> String {
+        let cart: Vec<String> = session.get("cart").await.unwrap().unwrap_or_default();
+        cart.len().to_string()
+    }
+    let store = dynamodb_sessions_axum::TowerSessionsStore::new(store.clone());
+    Router::new()
+        .route("/app/sign-in", axum::routing::post(sign_in))
+        .route("/app/cart", axum::routing::post(add_to_cart).get(read_cart))
+        .layer(SessionManagerLayer::new(store).with_secure(false))
+}
+
+/// The cookie value of a response's Set-Cookie named `name`, if any.
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let header = headers.get(axum::http::header::SET_COOKIE)?.to_str().unwrap();
+    let value = header.split(';').next()?.strip_prefix(&format!("{name}="))?;
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// The example app's user actions (sign in, add to the cart, read the
+/// cart), each request side by side: in process with the session layer (the
+/// app itself), with tower-sessions on our store, and through the HTTP API.
+async fn example_app_actions() {
+    const RUNS: usize = 30;
+    println!("\nThe example app's user actions, per request, median of {RUNS}, embedded emulator:");
+    let api = app(Config::builder(), "example").await;
+    let store = api.state.store().clone();
+    let cookie = SessionCookie::new(&store.config().session_name, HttpSettings::default());
+    let json = [("content-type", "application/json")];
+    // A visitor with a session (a first counter click) before each sign-in.
+    let visitor = |router: Router, name: &'static str| async move {
+        let response = router.oneshot(request("POST", "/app/counter", &[], "")).await.unwrap();
+        set_cookie(response.headers(), name).expect("a new session")
+    };
+    let send = |router: &Router, method: &str, path: &str, cookie: &str, body: &'static str| {
+        let req = request(method, path, &[("cookie", cookie), json[0]], body);
+        router.clone().oneshot(req)
+    };
+
+    println!("  in process (SessionLayer, the example app):");
+    let layered = example_app::router(SessionLayer::new(store.clone(), cookie));
+    let (mut sign_in, mut add, mut read) = (Step::new(), Step::new(), Step::new());
+    for _ in 0..RUNS {
+        let id = visitor(layered.clone(), "PHPSESSID").await;
+        let cookie = format!("PHPSESSID={id}");
+        let response = sign_in.run(send(&layered, "POST", "/app/sign-in", &cookie, r#"{"user":"amy"}"#)).await;
+        let cookie = format!("PHPSESSID={}", set_cookie(response.unwrap().headers(), "PHPSESSID").unwrap());
+        add.run(send(&layered, "POST", "/app/cart", &cookie, r#"{"item":"tea"}"#)).await.unwrap();
+        read.run(send(&layered, "GET", "/app", &cookie, "")).await.unwrap();
+    }
+    sign_in.print("sign in", "the app's own request only");
+    add.print("add to cart", "the app's own request only");
+    read.print("read cart", "the app's own request only");
+
+    println!("  tower-sessions on our store (TowerSessionsStore):");
+    let towered = tower_sessions_app(&store);
+    let (mut sign_in, mut add, mut read) = (Step::new(), Step::new(), Step::new());
+    for _ in 0..RUNS {
+        let response = towered.clone().oneshot(request("POST", "/app/cart", &[], "")).await.unwrap();
+        let cookie = format!("id={}", set_cookie(response.headers(), "id").unwrap());
+        let response = sign_in.run(send(&towered, "POST", "/app/sign-in", &cookie, "")).await;
+        let cookie = format!("id={}", set_cookie(response.unwrap().headers(), "id").unwrap());
+        add.run(send(&towered, "POST", "/app/cart", &cookie, "")).await.unwrap();
+        read.run(send(&towered, "GET", "/app/cart", &cookie, "")).await.unwrap();
+    }
+    sign_in.print("sign in", "the app's own request only");
+    add.print("add to cart", "the app's own request only");
+    read.print("read cart", "the app's own request only");
+
+    println!("  through the HTTP API (the app calls it per step):");
+    let (mut sign_in, mut add, mut read) = (Step::new(), Step::new(), Step::new());
+    for _ in 0..RUNS {
+        let id = id_of(&handle(&api, request("POST", "/sessions", &json, r#"{"count":1}"#)).await);
+        let new_id = sign_in
+            .run(async {
+                let regenerated = handle(&api, request("POST", &format!("/sessions/{id}/regenerate"), &[], "")).await;
+                let new_id = id_of(&regenerated);
+                let path = format!("/sessions/{new_id}");
+                handle(&api, request("PATCH", &path, &json, r#"{"user":"amy"}"#)).await;
+                new_id
+            })
+            .await;
+        let path = format!("/sessions/{new_id}");
+        add.run(async {
+            handle(&api, request("GET", &path, &[], "")).await;
+            handle(&api, request("PATCH", &path, &json, r#"{"cart":["tea"]}"#)).await;
+        })
+        .await;
+        read.run(handle(&api, request("GET", &path, &[], ""))).await;
+    }
+    sign_in.print("sign in", "2 API Gateway requests, 2 invocations (regenerate, PATCH) + the app's own");
+    add.print("add to cart", "2 API Gateway requests, 2 invocations (GET, PATCH) + the app's own");
+    read.print("read cart", "1 API Gateway request, 1 invocation (GET) + the app's own");
 }
