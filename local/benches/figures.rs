@@ -130,8 +130,7 @@ async fn one_user_action() {
 }
 
 fn print_action(label: &str, in_aws: &str, calls: &[String], median: Duration) {
-    let writes = calls.iter().filter(|c| *c != "GetItem").count();
-    let reads = calls.len() - writes;
+    let (reads, writes) = units(calls);
     println!(
         "  {label:<36} {} calls ({}), {reads} RCU + {writes} WCU, {:.2} ms; in AWS: {in_aws}",
         calls.len(),

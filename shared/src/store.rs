@@ -169,8 +169,8 @@ impl SessionStore {
         match self.items.written("PutItem", id, result).await? {
             Written::Done(_) => {}
             Written::Refused(old) if conditions::written_by(&old, &write_id) => {}
-            // An id in use (ours, 190 bits, collide never in practice) is
-            // Conflict rather than an overwrite.
+            // An id in use is Conflict, never an overwrite (ours, of 190
+            // bits, never collide in practice; a caller's may).
             Written::Refused(_) | Written::NoItem => return Err(SessionError::Conflict),
         }
         self.session(id, &Record::decode(config, &item), None)
@@ -258,7 +258,9 @@ impl SessionStore {
         }
         match (&options.lock_token, &options.if_match) {
             // Unless the policy must compare the data with what is stored.
-            (Some(token), None) if !options.policy.needs_stored(&data) => self.write_through(id, data, token).await,
+            (Some(token), None) if !options.policy.needs_stored(&data) => {
+                self.write_through(id, data, token, options.expires).await
+            }
             _ => self.update(id, None, options, |_, _| Ok(data.clone())).await,
         }
     }
@@ -424,14 +426,20 @@ impl SessionStore {
     /// in the bound one. Refused, it is done all the same when the item
     /// shows this token's write with these very data (the SDK's retry, or
     /// the client's after a 503, of a write that landed).
-    async fn write_through(&self, id: &SessionId, data: Data, token: &LockToken) -> Result<Session, SessionError> {
+    async fn write_through(
+        &self,
+        id: &SessionId,
+        data: Data,
+        token: &LockToken,
+        expires: Option<i64>,
+    ) -> Result<Session, SessionError> {
         let now = Now::sample();
         let write_id = token.write_id();
         let mut token = token.clone();
         loop {
             let stored = token.encoding().encode(self.config(), &data)?;
             let guard = token.held_in_its_encoding();
-            let stamp = Stamp { write_id, expires: self.items.new_expiry(now) };
+            let stamp = Stamp { write_id, expires: expires.unwrap_or_else(|| self.items.new_expiry(now)) };
             match self.write_data(id, stored.clone(), guard, stamp, now, Retries::BySdk).await? {
                 Written::Done(record) => return self.session(id, &record, None),
                 Written::Refused(old) if conditions::written_by(&old, write_id) && old.data == stored => {

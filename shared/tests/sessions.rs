@@ -355,6 +355,25 @@ async fn oversized_data_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn a_write_stores_the_callers_expiry_with_or_without_the_lock() {
+    let store = store(fast_locks().locking_strategy(LockingStrategy::Pessimistic)).await;
+    let s = store.create(data(json!({"n": 1}))).await.unwrap();
+    let in_two_hours = now() + 7200;
+    let own_expiry = WriteOptions { expires: Some(in_two_hours), ..Default::default() };
+    let written = store.replace(&s.id, data(json!({"n": 2})), &own_expiry).await.unwrap();
+    assert_eq!(written.expires, in_two_hours, "read, then a conditional write");
+    assert_eq!(number(&raw_item(&store, s.id.as_str()).await.unwrap(), "expires"), Some(in_two_hours));
+
+    let locked = store.load_and_lock(&s.id).await.unwrap();
+    let in_three_hours = now() + 10_800;
+    let through_the_lock =
+        WriteOptions { lock_token: locked.lock_token.clone(), expires: Some(in_three_hours), ..Default::default() };
+    let written = store.replace(&s.id, data(json!({"n": 3})), &through_the_lock).await.unwrap();
+    assert_eq!(written.expires, in_three_hours, "the holder's write-through");
+    assert_eq!(number(&raw_item(&store, s.id.as_str()).await.unwrap(), "expires"), Some(in_three_hours));
+}
+
+#[tokio::test]
 async fn a_session_near_dynamodbs_item_limit_is_stored_whole() {
     let store = store(Config::builder().max_data_size(MAX_DATA_SIZE_LIMIT)).await;
     let payload = "y".repeat(MAX_DATA_SIZE_LIMIT - 20);
