@@ -30,8 +30,8 @@ import time
 
 import boto3
 
-from local_stack import EVENTS, FUNCTIONS, SESSIONS_BIN, Stack, build_dir, check, check_glibc, check_panic_unwinds, \
-    invoke_http, runner
+from local_stack import EVENTS, FUNCTIONS, SESSIONS_BIN, Stack, build_dir, check, check_glibc, check_no_contract, \
+    check_panic_unwinds, invoke_http, runner
 
 # Session ids the events name; a run replaces them with the session it made.
 EVENT_IDS = ["Xq7Zb2Lr9TkW4mNc8VpY3sHd6FgJ1aQe", "De1eteMeDe1eteMeDe1eteMeDe1eteMe"]
@@ -137,6 +137,7 @@ def main():
             raise SystemExit(f"lambda-e2e: {binary} is missing: run sam build first")
         check_glibc(binary, f"{function} ({args.architecture})")
         check_panic_unwinds(binary, f"{function} ({args.architecture})")
+        check_no_contract(binary, f"{function} ({args.architecture})")
     if args.architecture == "arm64":
         print("(arm64: the bootstraps run under qemu-aarch64-static)")
 

@@ -83,6 +83,13 @@ def check_panic_unwinds(binary, name):
           f"{name} unwinds on panic (the runtime answers it; the sandbox lives on)")
 
 
+def check_no_contract(binary, name):
+    """The API's OpenAPI document (served by `sessions serve` only) stays out
+    of the Lambda bootstraps: its title is not in the binary."""
+    title = json.loads((ROOT / "functions" / "session-api" / "openapi.json").read_text())["info"]["title"]
+    check(title.encode() not in Path(binary).read_bytes(), f"{name} does not carry the OpenAPI document")
+
+
 def peak_memory_kib(pid):
     """VmHWM of a live process, KiB."""
     try:
@@ -136,13 +143,16 @@ class Stack:
                 time.sleep(0.1)
         raise SystemExit(f"nothing listens on {host}:{port}")
 
-    def serve_sessions(self, dynamodb_host="127.0.0.1", sessions_bin=SESSIONS_BIN):
-        """`sessions serve`: its emulator's URL (table `sessions` created)."""
+    def serve_sessions(self, dynamodb_host="127.0.0.1", sessions_bin=SESSIONS_BIN, env=None):
+        """`sessions serve` (with `env` besides its ports): its emulator's URL
+        (table `sessions` created); the API's URL is then `self.api_url`."""
         api_port, dynamodb_port = free_port(), free_port(dynamodb_host)
         serve = self.start("sessions-serve", [str(sessions_bin), "serve"],
                            {"PORT": str(api_port), "DYNAMODB_HOST": dynamodb_host,
-                            "DYNAMODB_PORT": str(dynamodb_port), "GC_INTERVAL": "3600", "TABLE_NAME": "sessions"})
+                            "DYNAMODB_PORT": str(dynamodb_port), "GC_INTERVAL": "3600", "TABLE_NAME": "sessions",
+                            **(env or {})})
         self.wait_for("127.0.0.1", api_port, serve)
+        self.api_url = f"http://127.0.0.1:{api_port}"
         return f"http://{dynamodb_host}:{dynamodb_port}"
 
     def runtime_emulator(self):

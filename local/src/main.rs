@@ -4,7 +4,8 @@
 //!                           an embedded DynamoDB emulator unless
 //!                           AWS_ENDPOINT_URL_DYNAMODB is set; sweeps on a timer.
 //!                           --capacity/--faults put the DynamoDB simulator
-//!                           (capacity limits, faults) in front of it
+//!                           (capacity limits, faults) in front of it; its
+//!                           OpenAPI document at /openapi.json
 //!   sessions create-table   create_sessions_table(read, write) on the configured table
 //!   sessions gc             one full sweep; prints its report as JSON
 //!   sessions seed-events    put the sessions the files in events/ name into the
@@ -231,7 +232,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            let served = axum::serve(listener, router(state)).await.map_err(|e| e.to_string());
+            // The API's contract, as this server's settings make it (its cookie's name).
+            let contract = axum::Json(session_api::openapi::document(state.cookie().name()));
+            let app = router(state)
+                .route(session_api::openapi::PATH, axum::routing::get(move || std::future::ready(contract.clone())));
+            let served = axum::serve(listener, app).await.map_err(|e| e.to_string());
             drop(simulator);
             served
         }

@@ -103,12 +103,23 @@ impl FromRequest<ApiState> for JsonObject {
 #[derive(Debug)]
 pub struct Preconditions {
     /// What the store checks.
-    pub options: WriteOptions,
+    options: WriteOptions,
     /// `If-Match: *`: the write needs a current session, or it is 412.
     if_match_any: bool,
+    /// An `If-Match` no response of this API could have given: 412, once
+    /// the request is otherwise well-formed (its 400s come first).
+    unmatchable: bool,
 }
 
 impl Preconditions {
+    /// What the store checks, or 412 when `If-Match` can never match.
+    pub fn options(&self) -> Result<&WriteOptions, ApiError> {
+        match self.unmatchable {
+            true => Err(ApiError::InvalidIfMatch),
+            false => Ok(&self.options),
+        }
+    }
+
     /// The write's outcome under `If-Match: *` (RFC 9110: false when there
     /// is no current representation), a session that is gone is 412, not 404.
     pub fn judge(&self, outcome: Result<Session, SessionError>) -> Result<Session, SessionError> {
@@ -123,14 +134,15 @@ impl FromRequestParts<ApiState> for Preconditions {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (if_match, if_match_any) = match if_match(&parts.headers)? {
-            IfMatch::Absent => (None, false),
-            IfMatch::Any => (None, true),
-            IfMatch::Tag(tag) => (Some(tag), false),
-        };
         let lock_token = lock_token(&parts.headers)?;
+        let (if_match, if_match_any, unmatchable) = match if_match(&parts.headers) {
+            Ok(IfMatch::Absent) => (None, false, false),
+            Ok(IfMatch::Any) => (None, true, false),
+            Ok(IfMatch::Tag(tag)) => (Some(tag), false, false),
+            Err(_) => (None, false, true),
+        };
         let options = WriteOptions { if_match, lock_token, policy: state.write_policy().clone(), expires: None };
-        Ok(Preconditions { options, if_match_any })
+        Ok(Preconditions { options, if_match_any, unmatchable })
     }
 }
 

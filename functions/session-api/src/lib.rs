@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod lambda;
 pub mod layer;
+pub mod openapi;
 pub mod request;
 pub mod routes;
 pub mod state;

@@ -93,6 +93,7 @@ async fn read(
 }
 
 /// PUT: replaces the data; honours `If-Match`; releases the caller's lock.
+/// A malformed request is 400 before an `If-Match` that can never match is 412.
 async fn replace(
     State(api): State<ApiState>,
     addressed: Addressed,
@@ -100,7 +101,8 @@ async fn replace(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (id, data) = (addressed.id()?, body.required()?);
-    written(preconditions.judge(api.store().replace(&id, data, &preconditions.options).await))
+    let options = preconditions.options()?;
+    written(preconditions.judge(api.store().replace(&id, data, options).await))
 }
 
 /// PATCH: a JSON merge patch (RFC 7396) of the data.
@@ -111,7 +113,8 @@ async fn patch(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (id, patch) = (addressed.id()?, body.required()?);
-    written(preconditions.judge(api.store().patch(&id, &patch, &preconditions.options).await))
+    let options = preconditions.options()?;
+    written(preconditions.judge(api.store().patch(&id, &patch, options).await))
 }
 
 /// DELETE: destroys the session (idempotent) and expires the cookie.

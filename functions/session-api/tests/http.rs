@@ -244,6 +244,18 @@ async fn bad_requests_get_4xx_json_errors_and_cost_no_dynamodb_call() {
             "unsupported_media_type",
         ),
         ("PUT", path.clone(), vec![JSON, ("if-match", "nonsense")], Some("{}"), 412, "precondition_failed"),
+        ("PATCH", path.clone(), vec![JSON, ("if-match", "W/\"x\"")], Some("{}"), 412, "precondition_failed"),
+        // A malformed request is 400 before an If-Match that never matches is 412 (Schemathesis found 412 first).
+        ("PUT", path.clone(), vec![JSON, ("if-match", "nonsense")], Some("false"), 400, "not_an_object"),
+        ("PUT", path.clone(), vec![JSON, ("if-match", "nonsense")], None, 400, "missing_body"),
+        (
+            "PATCH",
+            path.clone(),
+            vec![JSON, ("if-match", "nonsense"), ("x-session-lock-token", "L")],
+            Some("{}"),
+            400,
+            "invalid_lock_token",
+        ),
         ("PUT", path.clone(), vec![JSON], Some(&huge), 413, "too_large"),
         ("POST", "/sessions".into(), vec![JSON], Some(&huge), 413, "too_large"),
         ("POST", path.clone(), vec![], None, 405, "method_not_allowed"),
