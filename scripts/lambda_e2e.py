@@ -105,6 +105,32 @@ def check_gc(invoke, dynamodb):
         check((key in keys) == (name in ("live", "expired-locked")), f"{name} {'kept' if key in keys else 'gone'}")
 
 
+def emf_lines(log):
+    """The Embedded Metric Format lines a function wrote to its log."""
+    lines = []
+    for text in log.read_text(errors="replace").splitlines():
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and "_aws" in line:
+            lines.append(line)
+    return lines
+
+
+def check_metrics(logs):
+    print("metrics lines (EMF) in the functions' logs:")
+    api = emf_lines(logs / "session-api.log")
+    routes = {line.get("Route") for line in api}
+    check({"POST /sessions", "GET /sessions/{id}", "PATCH /sessions/{id}", "DELETE /sessions/{id}"} <= routes,
+          f"session-api wrote one per request, by route template: {sorted(map(str, routes))}")
+    check(all(line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DynamoDbSessions" for line in api),
+          "in the DynamoDbSessions namespace")
+    sweeps = [line for line in emf_lines(logs / "session-gc.log") if "SweepDeleted" in line]
+    check(len(sweeps) == 1 and sweeps[0]["SweepDeleted"] == 2 and sweeps[0]["SweepFinished"] == 1,
+          f"session-gc wrote the sweep's: {sweeps}")
+
+
 def check_operator_commands(dynamodb, dynamodb_url, sessions_bin):
     print("operator commands against the same table:")
     env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url, "AWS_ACCESS_KEY_ID": "local",
@@ -155,6 +181,7 @@ def main():
         check_api(invoke)
         check_app(invoke)
         check_gc(invoke, dynamodb)
+        check_metrics(stack.logs)
         if args.architecture == "x86_64":
             check_operator_commands(dynamodb, dynamodb_url, args.sessions_bin)
     print(f"lambda-e2e ({args.architecture}): all checks passed")

@@ -1,10 +1,13 @@
 //! Counting the DynamoDB requests a unit of work makes, for logs and
 //! benchmarks: an SDK interceptor adds each request's operation name to a
-//! task-local list when the work runs inside [`counted`].
+//! task-local list when the work runs inside [`counted`], and notes each
+//! throttled answer for the metrics ([`crate::metrics::observed`]).
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 
 tokio::task_local! {
@@ -43,6 +46,25 @@ impl Intercept for CallCounter {
             let operation = target.rsplit('.').next().unwrap_or(target).to_string();
             calls.lock().expect("not poisoned").push(operation);
         });
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        // A throttled request is an HTTP 400 naming a throttling code (a
+        // transaction names it among its cancellation reasons). The body is
+        // read in by now.
+        let response = context.response();
+        if response.status().as_u16() == 400 {
+            let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+            if crate::error::THROTTLING_CODES.iter().any(|code| body.contains(code)) {
+                crate::metrics::note_throttle();
+            }
+        }
         Ok(())
     }
 }

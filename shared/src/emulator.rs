@@ -409,4 +409,95 @@ pub mod fixtures {
         let target = context.request().headers().get("x-amz-target").unwrap_or_default();
         target.rsplit('.').next().unwrap_or_default()
     }
+
+    /// What is wrong with `line` as an Embedded Metric Format line (empty:
+    /// nothing), by the specification's rules: the `_aws` root with a
+    /// millisecond `Timestamp` and `CloudWatchMetrics` directives, each with a
+    /// `Namespace`, dimension sets of at most 30 names that each name a string
+    /// member, and at most 100 metrics that each name a number member, with a
+    /// known unit.
+    pub fn emf_problems(line: &serde_json::Value) -> Vec<String> {
+        const UNITS: &[&str] = &[
+            "Seconds",
+            "Microseconds",
+            "Milliseconds",
+            "Bytes",
+            "Kilobytes",
+            "Megabytes",
+            "Gigabytes",
+            "Terabytes",
+            "Bits",
+            "Kilobits",
+            "Megabits",
+            "Gigabits",
+            "Terabits",
+            "Percent",
+            "Count",
+            "Bytes/Second",
+            "Kilobytes/Second",
+            "Megabytes/Second",
+            "Gigabytes/Second",
+            "Terabytes/Second",
+            "Bits/Second",
+            "Kilobits/Second",
+            "Megabits/Second",
+            "Gigabits/Second",
+            "Terabits/Second",
+            "Count/Second",
+            "None",
+        ];
+        let mut problems = Vec::new();
+        let aws = &line["_aws"];
+        if aws["Timestamp"].as_u64().is_none_or(|ms| ms <= 1_000_000_000_000) {
+            problems.push(format!("_aws.Timestamp is not epoch milliseconds: {}", aws["Timestamp"]));
+        }
+        let Some(directives) = aws["CloudWatchMetrics"].as_array().filter(|d| !d.is_empty()) else {
+            problems.push("no _aws.CloudWatchMetrics directives".into());
+            return problems;
+        };
+        for directive in directives {
+            if directive["Namespace"].as_str().is_none_or(|ns| !(1..=255).contains(&ns.len())) {
+                problems.push(format!("bad Namespace: {}", directive["Namespace"]));
+            }
+            for set in directive["Dimensions"].as_array().into_iter().flatten() {
+                let names = set.as_array().cloned().unwrap_or_default();
+                if names.len() > 30 {
+                    problems.push(format!("a dimension set of {} names", names.len()));
+                }
+                for name in names {
+                    let name = name.as_str().unwrap_or_default();
+                    if !line[name].is_string() {
+                        problems.push(format!("dimension {name} is not a string member"));
+                    }
+                }
+            }
+            if directive["Dimensions"].as_array().is_none() {
+                problems.push("Dimensions is not an array of sets".into());
+            }
+            let metrics = directive["Metrics"].as_array().cloned().unwrap_or_default();
+            if metrics.is_empty() || metrics.len() > 100 {
+                problems.push(format!("{} metrics in a directive", metrics.len()));
+            }
+            for metric in metrics {
+                let name = metric["Name"].as_str().unwrap_or_default();
+                if !line[name].is_number() {
+                    problems.push(format!("metric {name} is not a number member"));
+                }
+                if metric["Unit"].as_str().is_none_or(|unit| !UNITS.contains(&unit)) {
+                    problems.push(format!("metric {name} has unit {}", metric["Unit"]));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The metric names of an EMF line, in order.
+    pub fn emf_metric_names(line: &serde_json::Value) -> Vec<String> {
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().cloned().unwrap_or_default();
+        directives
+            .iter()
+            .flat_map(|directive| directive["Metrics"].as_array().cloned().unwrap_or_default())
+            .map(|metric| metric["Name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
 }

@@ -98,7 +98,7 @@ pub enum SessionError {
 
 /// Error codes (also transaction cancellation reasons) that mean "too much
 /// traffic for the table's capacity".
-const THROTTLING_CODES: &[&str] = &[
+pub(crate) const THROTTLING_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ProvisionedThroughputExceeded",
     "ThrottlingException",

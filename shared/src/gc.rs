@@ -37,6 +37,7 @@ use crate::item::{conditions, Item, Now, Record};
 use crate::items::Items;
 use crate::lease::{lock_free, lock_is_live, stale_lease};
 use crate::locking::end_stale_lease;
+use crate::metrics::{count, MetricLine};
 use crate::schema::checkpoint::{self, CLAIM, FINISHED, OWNER, POSITION};
 use crate::schema::{bind_lock, lock_attributes, P_EXP, P_KEY};
 
@@ -164,6 +165,33 @@ impl GcReport {
         self.resume_key.as_ref()
     }
 
+    /// The sweep's metrics line: what it found and did, the capacity it
+    /// used, and whether it finished the table (`SweepFinished`, 0 or 1)
+    /// or failed.
+    pub fn metric_line(&self) -> MetricLine {
+        let stopped = match self.stopped {
+            Stop::Finished => "finished",
+            Stop::Deadline => "deadline",
+            Stop::Failed => "failed",
+        };
+        MetricLine::new(&[("Stopped", stopped.into())]).metrics(
+            &[&[]],
+            &[
+                ("SweepScanned", "Count", self.scanned as f64),
+                ("SweepDeleted", "Count", self.deleted as f64),
+                ("SweepSkipped", "Count", self.skipped as f64),
+                ("SweepGone", "Count", self.gone as f64),
+                ("SweepLeasesEnded", "Count", self.leases_ended as f64),
+                ("SweepReadUnits", "Count", self.read_units),
+                ("SweepWriteUnits", "Count", self.write_units),
+                ("SweepTransientFailures", "Count", self.transient_failures as f64),
+                ("SweepDuration", "Milliseconds", self.duration_ms as f64),
+                ("SweepFinished", "Count", count(self.stopped == Stop::Finished)),
+                ("SweepFailed", "Count", count(self.stopped == Stop::Failed)),
+            ],
+        )
+    }
+
     /// Logs the report as one structured line (no keys in it).
     pub fn log(&self, message: &str) {
         tracing::info!(
@@ -190,6 +218,19 @@ pub enum ScheduledSweep {
     Swept(GcReport),
     /// Another sweep holds the checkpoint: this run did nothing.
     AnotherSweepRunning,
+}
+
+impl ScheduledSweep {
+    /// The run's metrics line: the sweep's ([`GcReport::metric_line`]), or
+    /// `SweepOverlapped` when another sweep held the checkpoint.
+    pub fn metric_line(&self) -> MetricLine {
+        match self {
+            ScheduledSweep::Swept(report) => report.metric_line(),
+            ScheduledSweep::AnotherSweepRunning => {
+                MetricLine::new(&[]).metrics(&[&[]], &[("SweepOverlapped", "Count", 1.0)])
+            }
+        }
+    }
 }
 
 /// Keeps an average rate of capacity units per second: each request's
@@ -765,6 +806,33 @@ fn next_limit(limit: i32, scanned: u64, read_units: f64, read_budget: f64) -> i3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_names_lists_every_metric_the_code_emits() {
+        use crate::metrics::{RequestMetrics, WorkStats, METRIC_NAMES};
+        let request = RequestMetrics {
+            route: "GET /sessions/{id}",
+            status: 200,
+            latency: Duration::from_millis(3),
+            dynamodb_calls: 1,
+            stats: WorkStats::default(),
+        };
+        let report = GcReport::new(CapacityBudget { read_units_per_second: 1.0, write_units_per_second: 1.0 });
+        let lines = [request.line(), report.metric_line(), ScheduledSweep::AnotherSweepRunning.metric_line()];
+        let mut emitted: Vec<String> = lines
+            .iter()
+            .flat_map(|line| {
+                let line = line.to_json(0);
+                let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap().clone();
+                directives.into_iter().flat_map(|directive| directive["Metrics"].as_array().unwrap().clone())
+            })
+            .map(|metric| metric["Name"].as_str().unwrap().to_string())
+            .collect();
+        emitted.sort();
+        let mut listed: Vec<String> = METRIC_NAMES.iter().map(|name| name.to_string()).collect();
+        listed.sort();
+        assert_eq!(emitted, listed);
+    }
 
     #[test]
     fn pages_cost_about_a_second_of_budget() {

@@ -32,6 +32,7 @@ mod items;
 mod lease;
 pub mod locking;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 pub mod policy;
 pub mod schema;

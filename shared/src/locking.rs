@@ -235,7 +235,9 @@ impl LockWait {
         if now >= self.deadline {
             return Err(gave_up);
         }
-        tokio::time::sleep(pause.min(self.deadline - now)).await;
+        let pause = pause.min(self.deadline - now);
+        tokio::time::sleep(pause).await;
+        crate::metrics::note_lock_wait(pause);
         // Jittered growth, so waiters on one session drift apart.
         let grown = self.next_pause.mul_f64(rand::rng().random_range(1.5..2.5));
         self.next_pause = grown.min(MAX_POLL_INTERVAL);

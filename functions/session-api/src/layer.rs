@@ -1,15 +1,17 @@
 //! What every request goes through, around its route: its id, its log
-//! line, `Cache-Control: no-store`, the undecodable-body refusal, and
-//! automatic GC after a successful response, timed as the front chooses.
+//! line and metrics line, `Cache-Control: no-store`, the undecodable-body
+//! refusal, and automatic GC after a successful response, timed as the front
+//! chooses.
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CACHE_CONTROL;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::calls::counted;
+use dynamodb_sessions::metrics::{self, RequestMetrics};
 use dynamodb_sessions::{budget, SessionId, SessionStore};
 
 use crate::error::ApiError;
@@ -45,8 +47,8 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
             next.run(request).await
         }
     };
-    let work = with_request_id(&request_id, counted(work));
-    let (mut response, calls) = match budget_end {
+    let work = with_request_id(&request_id, counted(metrics::observed(work)));
+    let ((mut response, stats), calls) = match budget_end {
         Some(end) => budget::within(end, work).await,
         None => work.await,
     };
@@ -61,6 +63,11 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         dynamodb_calls = calls.len(),
         "request"
     );
+    let route = route_dimension(&method, route.as_deref(), response.status());
+    let status = response.status().as_u16();
+    RequestMetrics { route: &route, status, latency: started.elapsed(), dynamodb_calls: calls.len(), stats }
+        .line()
+        .emit();
     // A preflight (OPTIONS) touched no session: it starts no GC either.
     if response.status().is_success() && method != Method::OPTIONS {
         match api.automatic_gc() {
@@ -73,6 +80,21 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         }
     }
     response
+}
+
+/// The metrics' `Route`: the method and the route's template for what the
+/// route serves; `other <template>` for the rest (OPTIONS, a 405, a method
+/// a client made up), `unmatched` off every route. A fixed set whatever a
+/// client sends: each value is a metric, billed monthly.
+fn route_dimension(method: &Method, template: Option<&str>, status: StatusCode) -> String {
+    const SERVED: &[Method] = &[Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    match template {
+        Some(template) if SERVED.contains(method) && status != StatusCode::METHOD_NOT_ALLOWED => {
+            format!("{method} {template}")
+        }
+        Some(template) => format!("other {template}"),
+        None => "unmatched".to_string(),
+    }
 }
 
 /// The one call into the library's automatic GC: by chance, a short sweep step.

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::*;
+use dynamodb_sessions::emulator::fixtures::{emf_metric_names, emf_problems};
 use dynamodb_sessions::gc::ScheduledSweep;
-use dynamodb_sessions::{Config, LockingStrategy};
+use dynamodb_sessions::{metrics, Config, LockingStrategy};
 use lambda_http::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -180,10 +181,34 @@ async fn sweep_with(event: Value) {
     let mut context = Context::default();
     context.request_id = "test-run".into();
     context.deadline = (now() as u64 + 60) * 1000;
-    let outcome = session_gc::handle(app.store(), LambdaEvent::new(event, context)).await.unwrap();
-    let ScheduledSweep::Swept(report) = outcome else { panic!("{outcome:?}") };
+    let (outcome, lines) = metrics::captured(session_gc::handle(app.store(), LambdaEvent::new(event, context))).await;
+    let ScheduledSweep::Swept(report) = outcome.unwrap() else { panic!("another sweep ran") };
     assert!(report.finished());
     assert_eq!((report.deleted, report.skipped), (2, 1));
+    // Its metrics line: what it did, and that it finished the table.
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(emf_problems(line), Vec::<String>::new(), "{line}");
+    let sweep_metrics = [
+        ("SweepScanned", report.scanned as f64),
+        ("SweepDeleted", 2.0),
+        ("SweepSkipped", 1.0),
+        ("SweepGone", 0.0),
+        ("SweepLeasesEnded", 0.0),
+        ("SweepReadUnits", report.read_units),
+        ("SweepWriteUnits", report.write_units),
+        ("SweepTransientFailures", 0.0),
+        ("SweepDuration", report.duration_ms as f64),
+        ("SweepFinished", 1.0),
+        ("SweepFailed", 0.0),
+    ];
+    assert_eq!(emf_metric_names(line), sweep_metrics.map(|(name, _)| name));
+    for (name, value) in sweep_metrics {
+        assert_eq!(line[name].as_f64(), Some(value), "{name} in {line}");
+    }
+    assert!(report.scanned >= 4 && report.write_units > 0.0, "{report:?}");
+    assert_eq!(line["Stopped"], "finished");
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]), "totals only");
     let store = app.store();
     assert!(store.load(&LIVE.parse().unwrap()).await.is_ok());
     assert!(

@@ -1,0 +1,103 @@
+//! The metrics lines (CloudWatch Embedded Metric Format) the API emits: one
+//! per request, valid by EMF's specification, with the request's route,
+//! status, DynamoDB calls and lock waits, and nothing of the session.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dynamodb_sessions::emulator::fixtures::{emf_metric_names, emf_problems};
+use dynamodb_sessions::{metrics, Config, LockingStrategy};
+use serde_json::{json, Value};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Every metric of a request's line, in order.
+const REQUEST_METRICS: [&str; 10] = [
+    "Requests",
+    "Latency",
+    "ServerErrors",
+    "ClientErrors",
+    "Locked",
+    "Unavailable",
+    "DynamoDbCalls",
+    "DynamoDbThrottles",
+    "LockWaits",
+    "LockWaitTime",
+];
+
+/// The one line `lines` holds, checked against EMF's rules and the request line's shape.
+fn request_line(lines: &[Value]) -> &Value {
+    assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
+    let line = &lines[0];
+    assert_eq!(emf_problems(line), Vec::<String>::new(), "{line}");
+    assert_eq!(emf_metric_names(line), REQUEST_METRICS, "{line}");
+    let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+    assert!(directives.iter().all(|directive| directive["Namespace"] == metrics::NAMESPACE));
+    // Per route and in total; the rest in total only (few metrics: each is billed).
+    assert_eq!(directives[0]["Dimensions"], json!([["Route"], []]));
+    assert_eq!(directives[1]["Dimensions"], json!([[]]));
+    line
+}
+
+fn assert_values(line: &Value, expected: &[(&str, f64)]) {
+    for (name, value) in expected {
+        assert_eq!(line[*name].as_f64(), Some(*value), "{name} in {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_emits_one_line_with_its_route_status_and_calls() {
+    let app = app(Config::builder()).await;
+    let (created, lines) = metrics::captured(app.call("POST", "/sessions", &[JSON], Some(r#"{"a":1}"#))).await;
+    assert_eq!(created.status, 201);
+    let line = request_line(&lines);
+    assert_eq!((&line["Route"], &line["Status"]), (&json!("POST /sessions"), &json!(201)));
+    assert_values(
+        line,
+        &[
+            ("Requests", 1.0),
+            ("ServerErrors", 0.0),
+            ("ClientErrors", 0.0),
+            ("Locked", 0.0),
+            ("Unavailable", 0.0),
+            ("DynamoDbCalls", 1.0),
+            ("DynamoDbThrottles", 0.0),
+            ("LockWaits", 0.0),
+            ("LockWaitTime", 0.0),
+        ],
+    );
+    assert!(line["Latency"].as_f64().unwrap() > 0.0);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    assert!(!line.to_string().contains(&id), "no session id in a metrics line: {line}");
+
+    // The route's template, never its path; a client's made-up path or method
+    // is one value, whatever it sends.
+    let (_, lines) = metrics::captured(app.call("GET", &format!("/sessions/{id}"), &[], None)).await;
+    assert_eq!(request_line(&lines)["Route"], "GET /sessions/{id}");
+    let (_, lines) = metrics::captured(app.call("GET", &format!("/nowhere/{id}"), &[], None)).await;
+    assert_eq!(request_line(&lines)["Route"], "unmatched");
+    for (method, uri) in [("BREW", "/sessions"), ("GET", "/sessions"), ("OPTIONS", "/sessions")] {
+        let (_, lines) = metrics::captured(app.call(method, uri, &[], None)).await;
+        assert_eq!(request_line(&lines)["Route"], "other /sessions", "{method} {uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_waits_for_a_lock_and_gives_up_emits_its_waits_and_423() {
+    let builder =
+        Config::builder().locking_strategy(LockingStrategy::Pessimistic).max_lock_wait_time(Duration::from_millis(300));
+    let app = app(builder).await;
+    let id = app.call("POST", "/sessions", &[JSON], Some("{}")).await.json()["id"].as_str().unwrap().to_string();
+    let holder = app.call("GET", &format!("/sessions/{id}"), &[], None).await;
+    assert!(holder.header("x-session-lock-token").is_some());
+
+    let (waiter, lines) = metrics::captured(app.call("GET", &format!("/sessions/{id}"), &[], None)).await;
+    assert_eq!(waiter.status, 423);
+    let line = request_line(&lines);
+    assert_values(line, &[("Locked", 1.0), ("ClientErrors", 1.0), ("ServerErrors", 0.0), ("Unavailable", 0.0)]);
+    assert!(line["LockWaits"].as_f64().unwrap() >= 1.0, "{line}");
+    let waited = line["LockWaitTime"].as_f64().unwrap();
+    assert!(waited > 0.0 && waited <= 300.0, "waited within MAX_LOCK_WAIT_TIME: {line}");
+}
