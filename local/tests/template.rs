@@ -370,3 +370,76 @@ fn the_example_app_is_in_the_stack_only_when_enabled_and_reaches_only_sessions()
         assert!(!actions.iter().any(|action| action.ends_with("Scan")), "no Scan: {actions:?}");
     }
 }
+
+/// `value` is `!Ref <parameter>`.
+fn is_ref(value: &Value, parameter: &str) -> bool {
+    matches!(value, Value::Tagged(tagged) if tagged.tag == "Ref" && scalar(&tagged.value) == parameter)
+}
+
+#[test]
+fn the_alarms_and_the_dashboard_read_only_metrics_the_code_emits() {
+    use dynamodb_sessions::metrics::METRIC_NAMES;
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    // The functions write their metrics where the alarms and the dashboard read them.
+    assert!(is_ref(
+        &template["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"],
+        "MetricsNamespace"
+    ));
+
+    let mut on_ours = Vec::new();
+    for (name, resource) in resources {
+        let properties = &resource["Properties"];
+        if resource["Type"] == "AWS::CloudWatch::Alarm" && is_ref(&properties["Namespace"], "MetricsNamespace") {
+            let metric = scalar(&properties["MetricName"]);
+            assert!(METRIC_NAMES.contains(&metric.as_str()), "{}: {metric} is not emitted", scalar(name));
+            on_ours.push(metric);
+        }
+    }
+    on_ours.sort();
+    assert_eq!(
+        on_ours,
+        ["DynamoDbThrottles", "SweepFinished", "Unavailable"],
+        "throttles, the 503 rate, unfinished sweeps"
+    );
+
+    // The dashboard's body: `!Sub [json, {Namespace: !Ref MetricsNamespace, ...}]`.
+    let Value::Tagged(sub) = &template["Resources"]["SessionsDashboard"]["Properties"]["DashboardBody"] else {
+        panic!("the dashboard body is a !Sub")
+    };
+    let body = scalar(&sub.value[0]);
+    assert!(is_ref(&sub.value[1]["Namespace"], "MetricsNamespace"));
+    let body = body.replace("${Namespace}", "OURS");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+    let mut shown = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let (mut namespace, mut metric) = (String::new(), String::new());
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row: Vec<&str> = row.as_array().unwrap().iter().filter_map(|part| part.as_str()).collect();
+            if row.first() == Some(&"...") {
+                continue; // the row above again, with another statistic
+            }
+            if row[0] != "." {
+                namespace = row[0].to_string();
+            }
+            if row[1] != "." {
+                metric = row[1].to_string();
+            }
+            if namespace == "OURS" {
+                assert!(METRIC_NAMES.contains(&metric.as_str()), "the dashboard shows {metric}, which is not emitted");
+                shown.push(metric.clone());
+            }
+        }
+    }
+    for alarmed in on_ours {
+        assert!(shown.contains(&alarmed), "the dashboard shows what the alarms watch: {alarmed}");
+    }
+}
+
+#[test]
+fn tracing_is_a_parameter_of_every_function() {
+    let template = template();
+    assert!(is_ref(&template["Globals"]["Function"]["Tracing"], "Tracing"));
+    let parameters = parameters(&template, &[]);
+    assert_eq!(parameters["Tracing"], "PassThrough", "X-Ray bills traces: off unless asked");
+}

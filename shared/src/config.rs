@@ -164,6 +164,17 @@ crate::declare_options! {
     dynamodb_attempt_timeout: Duration, env "DYNAMODB_ATTEMPT_TIMEOUT", kind kinds::seconds,
         default dynamodb_operation_timeout.min(SECOND),
         check |v| within(v, Duration::from_millis(50)..=Duration::from_secs(60), ""), empty "derived";
+    /// CloudWatch namespace of the functions' metrics (one per stack when several share an account and region).
+    metrics_namespace: String, env "METRICS_NAMESPACE", kind kinds::text, default crate::metrics::NAMESPACE.into(),
+        check |v| metrics_namespace_rule(v);
+}
+
+fn metrics_namespace_rule(name: &str) -> Result<(), String> {
+    // CloudWatch's rule: 1 to 255 characters, not starting with `AWS/`.
+    let ok = (1..=255).contains(&name.len())
+        && !name.starts_with("AWS/")
+        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-/#:".contains(ch));
+    ok.then_some(()).ok_or_else(|| "must be 1 to 255 characters of A-Z a-z 0-9 . _ - / # :, not starting AWS/".into())
 }
 
 fn table_name_rule(name: &str) -> Result<(), String> {
@@ -307,6 +318,7 @@ mod tests {
             ("MAX_DATA_SIZE", "1000"),
             ("DYNAMODB_OPERATION_TIMEOUT", "8"),
             ("DYNAMODB_ATTEMPT_TIMEOUT", "2.5"),
+            ("METRICS_NAMESPACE", "Sessions/prod"),
         ])
         .unwrap();
         let expected = Config {
@@ -332,6 +344,7 @@ mod tests {
             touch_interval: Duration::ZERO,
             max_data_size: 1000,
             dynamodb_operation_timeout: Duration::from_secs(8),
+            metrics_namespace: "Sessions/prod".into(),
             dynamodb_attempt_timeout: Duration::from_millis(2500),
         };
         assert_eq!(c, expected);
@@ -357,6 +370,8 @@ mod tests {
             (&[("AUTOMATIC_GC", "2")], "AUTOMATIC_GC", "2"),
             (&[("GC_BATCH_SIZE", "0")], "GC_BATCH_SIZE", "0"),
             (&[("GC_BATCH_SIZE", "26")], "GC_BATCH_SIZE", "26"),
+            (&[("METRICS_NAMESPACE", "AWS/Lambda")], "METRICS_NAMESPACE", "AWS/Lambda"),
+            (&[("METRICS_NAMESPACE", "sessions prod")], "METRICS_NAMESPACE", "sessions prod"),
             (&[("GC_OPERATION_DELAY", "-1")], "GC_OPERATION_DELAY", "-1"),
             (&[("GC_OPERATION_DELAY", "soon")], "GC_OPERATION_DELAY", "soon"),
             (&[("GC_OPERATION_DELAY", "1e300")], "GC_OPERATION_DELAY", "1e300"),
@@ -483,7 +498,7 @@ mod tests {
         // Setting each variable to a bad value must be noticed, so none is ignored.
         for option in Config::OPTIONS {
             let bad_value = match option.variable {
-                "SESSION_NAME" | "TABLE_NAME" => "bad name!",
+                "SESSION_NAME" | "TABLE_NAME" | "METRICS_NAMESPACE" => "bad name!",
                 "HASH_KEY" | "DATA_ATTRIBUTE" | "SESSION_LIFETIME_ATTRIBUTE" => "",
                 _ => "not-a-value",
             };

@@ -822,7 +822,7 @@ mod tests {
         let mut emitted: Vec<String> = lines
             .iter()
             .flat_map(|line| {
-                let line = line.to_json(0);
+                let line = line.to_json("test", 0);
                 let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap().clone();
                 directives.into_iter().flat_map(|directive| directive["Metrics"].as_array().unwrap().clone())
             })

@@ -2,7 +2,7 @@
 //! per request or sweep on stdout, which Lambda sends to CloudWatch Logs and
 //! CloudWatch turns into metrics, with no API call at request time.
 //!
-//! One namespace, [`NAMESPACE`]. Few dimensions, so few metrics (each metric
+//! One namespace, `METRICS_NAMESPACE` ([`NAMESPACE`] by default). Few dimensions, so few metrics (each metric
 //! and dimension value is one custom metric, billed monthly): the API's
 //! request count and latency per `Route` (method and route template) and
 //! in total; everything else in total only. See the README's
@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-/// The CloudWatch namespace of every metric.
+/// The CloudWatch namespace of every metric by default (`METRICS_NAMESPACE`).
 pub const NAMESPACE: &str = "DynamoDbSessions";
 
 /// The metrics of one line, by dimension sets: `([dimension names per set], [(metric, unit, value)])`.
@@ -61,8 +61,8 @@ impl MetricLine {
         self
     }
 
-    /// The line as EMF's JSON, stamped `timestamp_ms`.
-    pub fn to_json(&self, timestamp_ms: u64) -> Value {
+    /// The line as EMF's JSON in `namespace`, stamped `timestamp_ms`.
+    pub fn to_json(&self, namespace: &str, timestamp_ms: u64) -> Value {
         let mut line = self.properties.clone();
         let directives: Vec<Value> = self
             .directives
@@ -73,17 +73,17 @@ impl MetricLine {
                 }
                 let metrics: Vec<Value> =
                     metrics.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit })).collect();
-                json!({ "Namespace": NAMESPACE, "Dimensions": dimensions, "Metrics": metrics })
+                json!({ "Namespace": namespace, "Dimensions": dimensions, "Metrics": metrics })
             })
             .collect();
         line.insert("_aws".into(), json!({ "Timestamp": timestamp_ms, "CloudWatchMetrics": directives }));
         Value::Object(line)
     }
 
-    /// Writes the line: into the enclosing [`captured`] scope, else to
-    /// stdout on Lambda, else nowhere.
-    pub fn emit(&self) {
-        let line = self.to_json(now_ms());
+    /// Writes the line in `namespace`: into the enclosing [`captured`]
+    /// scope, else to stdout on Lambda, else nowhere.
+    pub fn emit(&self, namespace: &str) {
+        let line = self.to_json(namespace, now_ms());
         if CAPTURED.try_with(|lines| lines.lock().expect("not poisoned").push(line.clone())).is_ok() {
             return;
         }

@@ -67,7 +67,7 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     let status = response.status().as_u16();
     RequestMetrics { route: &route, status, latency: started.elapsed(), dynamodb_calls: calls.len(), stats }
         .line()
-        .emit();
+        .emit(&api.store().config().metrics_namespace);
     // A preflight (OPTIONS) touched no session: it starts no GC either.
     if response.status().is_success() && method != Method::OPTIONS {
         match api.automatic_gc() {

@@ -44,7 +44,7 @@ pub async fn handle(store: &SessionStore, event: LambdaEvent<serde_json::Value>)
         ScheduledSweep::Swept(report) => report.log("gc sweep"),
         ScheduledSweep::AnotherSweepRunning => tracing::info!("gc sweep skipped: another sweep holds the checkpoint"),
     }
-    outcome.metric_line().emit();
+    outcome.metric_line().emit(&store.config().metrics_namespace);
     Ok(outcome)
 }
 
