@@ -105,17 +105,22 @@ def check_gc(invoke, dynamodb):
         check((key in keys) == (name in ("live", "expired-locked")), f"{name} {'kept' if key in keys else 'gone'}")
 
 
-def emf_lines(log):
-    """The Embedded Metric Format lines a function wrote to its log."""
+def json_lines(log):
+    """The JSON object lines of a function's log."""
     lines = []
     for text in log.read_text(errors="replace").splitlines():
         try:
             line = json.loads(text)
         except ValueError:
             continue
-        if isinstance(line, dict) and "_aws" in line:
+        if isinstance(line, dict):
             lines.append(line)
     return lines
+
+
+def emf_lines(log):
+    """The Embedded Metric Format lines a function wrote to its log."""
+    return [line for line in json_lines(log) if "_aws" in line]
 
 
 def check_metrics(logs):
@@ -126,6 +131,10 @@ def check_metrics(logs):
           f"session-api wrote one per request, by route template: {sorted(map(str, routes))}")
     check(all(line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DynamoDbSessions" for line in api),
           "in the DynamoDbSessions namespace")
+    # Every log line written during an invocation names it (the runtime's span).
+    logged = [line for line in json_lines(logs / "session-api.log") if line.get("fields", {}).get("message") == "request"]
+    check(logged and all(any("requestId" in span for span in line.get("spans", [])) for line in logged),
+          f"each of session-api's {len(logged)} request log lines carries its invocation's requestId")
     sweeps = [line for line in emf_lines(logs / "session-gc.log") if "SweepDeleted" in line]
     check(len(sweeps) == 1 and sweeps[0]["SweepDeleted"] == 2 and sweeps[0]["SweepFinished"] == 1,
           f"session-gc wrote the sweep's: {sweeps}")

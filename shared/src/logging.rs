@@ -1,4 +1,5 @@
-//! Structured JSON logs for the functions and the local server, filtered by
+//! Structured JSON logs for the functions and the local server (on Lambda,
+//! each line names its invocation's request id and X-Ray trace), filtered by
 //! `RUST_LOG` (default `info`; `target=level` pairs, e.g.
 //! `info,dynamodb_sessions=debug`). What is logged never includes session
 //! data or a whole session id: see [`crate::SessionId::redacted`]. Our own
@@ -23,8 +24,10 @@ pub fn init() {
         }),
         _ => Targets::new().with_default(LevelFilter::INFO),
     };
-    let json =
-        tracing_subscriber::fmt::layer().json().with_current_span(false).with_span_list(false).with_target(false);
+    // The span list carries the Lambda runtime's span of the invocation
+    // (`requestId`, and `xrayTraceId` when X-Ray traces it) into every line
+    // logged while it runs; off Lambda there is none.
+    let json = tracing_subscriber::fmt::layer().json().with_current_span(false).with_span_list(true).with_target(false);
     // try_init: a second call (tests, an embedding program) keeps the first.
     let _ = tracing_subscriber::registry().with(json).with(filter).with(dependencies_capped()).try_init();
 }
