@@ -6,7 +6,7 @@
 //! the simulator's stats or the store's answers, never from timing our speed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::emulator::{self, fixtures};
 use dynamodb_sessions::gc::{Stop, CHECKPOINT_KEY};
@@ -410,20 +411,29 @@ async fn regenerate_and_writes_under_throttling_are_throttled_not_conflict() {
 /// Answers the `nth` request of `operation` with a canned DynamoDB error
 /// instead of sending it: the request is swapped for a harmless one
 /// (DescribeLimits) on the way out and its answer replaced on the way back,
-/// so, as with a real conflict, nothing is applied.
+/// so, as with a real conflict, nothing is applied. The mark that its answer
+/// is to be replaced lives in that request's own config bag: among
+/// concurrent requests (a GC batch), no other answer is taken for it.
 #[derive(Debug, Clone)]
 struct CannedError {
     operation: &'static str,
     nth: usize,
     body: String,
     seen: Arc<AtomicUsize>,
-    swapped: Arc<AtomicBool>,
 }
 
 impl CannedError {
     fn new(operation: &'static str, nth: usize, body: serde_json::Value) -> CannedError {
-        CannedError { operation, nth, body: body.to_string(), seen: Arc::default(), swapped: Arc::default() }
+        CannedError { operation, nth, body: body.to_string(), seen: Arc::default() }
     }
+}
+
+/// In one request's config bag: its answer is to be replaced (once).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Swapped(bool);
+
+impl Storable for Swapped {
+    type Storer = StoreReplace<Self>;
 }
 
 impl Intercept for CannedError {
@@ -435,7 +445,7 @@ impl Intercept for CannedError {
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         let request = context.request_mut();
         let target = request.headers().get("x-amz-target").unwrap_or_default().to_string();
@@ -444,7 +454,7 @@ impl Intercept for CannedError {
             request.headers_mut().insert("x-amz-target", "DynamoDB_20120810.DescribeLimits");
             *request.body_mut() = "{}".into();
             request.headers_mut().insert("content-length", "2");
-            self.swapped.store(true, Ordering::SeqCst);
+            cfg.interceptor_state().store_put(Swapped(true));
         }
         Ok(())
     }
@@ -453,9 +463,10 @@ impl Intercept for CannedError {
         &self,
         context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        if self.swapped.swap(false, Ordering::SeqCst) {
+        if cfg.load::<Swapped>() == Some(&Swapped(true)) {
+            cfg.interceptor_state().store_put(Swapped(false));
             let mut response =
                 aws_sdk_dynamodb::config::http::HttpResponse::new(400u16.try_into().unwrap(), self.body.clone().into());
             response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
