@@ -34,6 +34,31 @@ pub fn store_error_status(err: &SessionError) -> (StatusCode, &'static str) {
     }
 }
 
+/// Why a 503 was answered, as the metrics' `Cause` dimension: an extension
+/// on the error response (the client reads only `unavailable` or `busy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnavailableCause(pub &'static str);
+
+impl UnavailableCause {
+    /// Every cause there is (each is one metric, billed monthly).
+    pub const ALL: [&'static str; 4] = ["throttled", "busy", "no_answer", "server_error"];
+
+    /// The cause of a store error answered 503: DynamoDB throttled; other
+    /// writers or transactions kept the item busy; no answer in time (or no
+    /// connection); DynamoDB answered with a server error. None otherwise.
+    pub fn of(err: &SessionError) -> Option<UnavailableCause> {
+        let cause = match err {
+            SessionError::Throttled { .. } => "throttled",
+            SessionError::Conflict => "busy",
+            SessionError::Unavailable { code: Some(code), .. } if code.starts_with("Transaction") => "busy",
+            SessionError::Unavailable { code: None, .. } => "no_answer",
+            SessionError::Unavailable { code: Some(_), .. } => "server_error",
+            _ => return None,
+        };
+        Some(UnavailableCause(cause))
+    }
+}
+
 /// What a client reads about a store error: never internals, never session data.
 pub fn store_error_message(err: &SessionError) -> Cow<'static, str> {
     use SessionError::*;

@@ -378,7 +378,8 @@ fn is_ref(value: &Value, parameter: &str) -> bool {
 
 #[test]
 fn the_alarms_and_the_dashboard_read_only_metrics_the_code_emits() {
-    use dynamodb_sessions::metrics::METRIC_NAMES;
+    use dynamodb_sessions::metrics::{METRIC_NAMES, OTHER_CAUSE};
+    use dynamodb_sessions_axum::http_error::UnavailableCause;
     let template = template();
     let resources = template["Resources"].as_mapping().unwrap();
     // The functions write their metrics where the alarms and the dashboard read them.
@@ -411,25 +412,44 @@ fn the_alarms_and_the_dashboard_read_only_metrics_the_code_emits() {
     assert!(is_ref(&sub.value[1]["Namespace"], "MetricsNamespace"));
     let body = body.replace("${Namespace}", "OURS");
     let body: serde_json::Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+    let causes: Vec<&str> = UnavailableCause::ALL.into_iter().chain([OTHER_CAUSE]).collect();
     let mut shown = Vec::new();
     for widget in body["widgets"].as_array().unwrap() {
         let (mut namespace, mut metric) = (String::new(), String::new());
+        let mut dimensions: Vec<String> = Vec::new();
         for row in widget["properties"]["metrics"].as_array().unwrap() {
+            if let Some(expression) = row[0]["expression"].as_str() {
+                // A search: only our dimension sets, and metrics we emit.
+                let expression = expression.replace("{OURS,Route,StatusClass}", "");
+                assert!(!expression.contains('{'), "a search in another dimension set: {expression}");
+                let searched = expression.split("MetricName=\"").nth(1).and_then(|rest| rest.split('"').next());
+                assert_eq!(searched, Some("Requests"), "{expression}");
+                continue;
+            }
             let row: Vec<&str> = row.as_array().unwrap().iter().filter_map(|part| part.as_str()).collect();
             if row.first() == Some(&"...") {
                 continue; // the row above again, with another statistic
             }
-            if row[0] != "." {
-                namespace = row[0].to_string();
-            }
-            if row[1] != "." {
-                metric = row[1].to_string();
-            }
+            // "." repeats the row above's part at that place.
+            let part = |at: usize, above: &str| if row[at] == "." { above.to_string() } else { row[at].to_string() };
+            namespace = part(0, &namespace);
+            metric = part(1, &metric);
+            dimensions = (2..row.len()).map(|at| part(at, dimensions.get(at - 2).map_or("", String::as_str))).collect();
             if namespace == "OURS" {
                 assert!(METRIC_NAMES.contains(&metric.as_str()), "the dashboard shows {metric}, which is not emitted");
+                // The one dimension a row of ours names: a 503's Cause.
+                if let [name, value] = dimensions.as_slice() {
+                    assert_eq!((name.as_str(), metric.as_str()), ("Cause", "Unavailable"));
+                    assert!(causes.contains(&value.as_str()), "no 503 has the cause {value}");
+                } else {
+                    assert!(dimensions.is_empty(), "{metric} by {dimensions:?}");
+                }
                 shown.push(metric.clone());
             }
         }
+    }
+    for cause in &causes {
+        assert!(body.to_string().contains(&format!("\"{cause}\"")), "the dashboard shows 503s caused {cause}");
     }
     for alarmed in on_ours {
         assert!(shown.contains(&alarmed), "the dashboard shows what the alarms watch: {alarmed}");

@@ -1,14 +1,30 @@
 //! Counting the DynamoDB requests a unit of work makes, for logs and
 //! benchmarks: an SDK interceptor adds each request's operation name to a
-//! task-local list when the work runs inside [`counted`], and notes each
-//! throttled answer for the metrics ([`crate::metrics::observed`]).
+//! task-local list when the work runs inside [`counted`]; inside
+//! [`crate::metrics::observed`] it also asks each request for its consumed
+//! capacity (free: DynamoDB only adds it to the answer) and notes what the
+//! answers consumed and which were throttled, for the metrics.
 
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::{
+    delete_item::{DeleteItemInput, DeleteItemOutput},
+    get_item::{GetItemInput, GetItemOutput},
+    put_item::{PutItemInput, PutItemOutput},
+    query::{QueryInput, QueryOutput},
+    scan::{ScanInput, ScanOutput},
+    transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
+    update_item::{UpdateItemInput, UpdateItemOutput},
+};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
+
+use crate::metrics::{self, Capacity};
 
 tokio::task_local! {
     static CALLS: Arc<Mutex<Vec<String>>>;
@@ -32,6 +48,18 @@ pub struct CallCounter;
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "CallCounter"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if metrics::observing() {
+            ask_for_capacity(context.input_mut());
+        }
+        Ok(())
     }
 
     fn read_before_transmit(
@@ -62,9 +90,46 @@ impl Intercept for CallCounter {
         if response.status().as_u16() == 400 {
             let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
             if crate::error::THROTTLING_CODES.iter().any(|code| body.contains(code)) {
-                crate::metrics::note_throttle();
+                metrics::note_throttle();
+            }
+        }
+        if let Ok(output) = context.output_or_error() {
+            if let Some(capacity) = consumed(output) {
+                metrics::note_capacity(capacity);
             }
         }
         Ok(())
     }
+}
+
+/// Sets `ReturnConsumedCapacity: TOTAL` on the request, unless it says otherwise.
+fn ask_for_capacity(input: &mut Input) {
+    macro_rules! ask {
+        ($($input:ty),*) => {$(
+            if let Some(input) = input.downcast_mut::<$input>() {
+                input.return_consumed_capacity.get_or_insert(ReturnConsumedCapacity::Total);
+                return;
+            }
+        )*};
+    }
+    ask!(GetItemInput, PutItemInput, UpdateItemInput, DeleteItemInput, TransactWriteItemsInput, ScanInput, QueryInput);
+}
+
+/// The capacity an answer reports (as DynamoDB reports it: a refused
+/// conditional write is charged, and reports nothing).
+fn consumed(output: &Output) -> Option<Capacity> {
+    fn units(consumed: Option<&ConsumedCapacity>) -> f64 {
+        consumed.and_then(ConsumedCapacity::capacity_units).unwrap_or(0.0)
+    }
+    macro_rules! reported {
+        ($kind:ident: $($output:ty),*) => {$(
+            if let Some(output) = output.downcast_ref::<$output>() {
+                return Some(Capacity::$kind(units(output.consumed_capacity.as_ref())));
+            }
+        )*};
+    }
+    reported!(Read: GetItemOutput, ScanOutput, QueryOutput);
+    reported!(Write: PutItemOutput, UpdateItemOutput, DeleteItemOutput);
+    let transaction = output.downcast_ref::<TransactWriteItemsOutput>()?;
+    Some(Capacity::Write(transaction.consumed_capacity().iter().map(|table| units(Some(table))).sum()))
 }

@@ -813,6 +813,7 @@ mod tests {
         let request = RequestMetrics {
             route: "GET /sessions/{id}",
             status: 200,
+            unavailable_cause: None,
             latency: Duration::from_millis(3),
             dynamodb_calls: 1,
             stats: WorkStats::default(),

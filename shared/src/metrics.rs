@@ -4,12 +4,14 @@
 //!
 //! One namespace, `METRICS_NAMESPACE` ([`NAMESPACE`] by default). Few dimensions, so few metrics (each metric
 //! and dimension value is one custom metric, billed monthly): the API's
-//! request count and latency per `Route` (method and route template) and
-//! in total; everything else in total only. See the README's
-//! "Operators" section for the list.
+//! request count per `Route` (method and route template) and `StatusClass`,
+//! its latency per `Route`, 503s per `Cause`, each also in total;
+//! everything else in total only. See the README's "Operators" section for
+//! the list.
 //!
 //! What the answer of a unit of work does not show (DynamoDB throttles the
-//! SDK retried, lock waits) is noted while it runs inside [`observed`].
+//! SDK retried, the capacity DynamoDB reported, lock waits) is noted while
+//! it runs inside [`observed`].
 //! This module sits at the bottom of the library: the sweep's line is
 //! [`GcReport::metric_line`](crate::GcReport::metric_line).
 //! Lines are written only on Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set), or
@@ -121,6 +123,10 @@ pub async fn captured<F: Future>(work: F) -> (F::Output, Vec<Value>) {
 pub struct WorkStats {
     /// DynamoDB requests answered with throttling (the SDK retried them, or gave up).
     pub throttles: u64,
+    /// Read capacity units DynamoDB reported consumed.
+    pub read_units: f64,
+    /// Write capacity units DynamoDB reported consumed.
+    pub write_units: f64,
     /// Pauses waiting for another holder's lock.
     pub lock_waits: u64,
     /// Time spent in those pauses.
@@ -133,6 +139,30 @@ pub async fn observed<F: Future>(work: F) -> (F::Output, WorkStats) {
     let output = NOTED.scope(stats.clone(), work).await;
     let stats = stats.lock().expect("not poisoned").clone();
     (output, stats)
+}
+
+/// Whether the running work is [`observed`]: only then are DynamoDB
+/// requests asked for their consumed capacity ([`crate::calls`]).
+pub(crate) fn observing() -> bool {
+    NOTED.try_with(|_| ()).is_ok()
+}
+
+/// Capacity units one DynamoDB answer reported consumed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Capacity {
+    Read(f64),
+    Write(f64),
+}
+
+/// What one DynamoDB answer consumed (the SDK's interceptor, [`crate::calls`]).
+pub(crate) fn note_capacity(capacity: Capacity) {
+    let _ = NOTED.try_with(|stats| {
+        let mut stats = stats.lock().expect("not poisoned");
+        match capacity {
+            Capacity::Read(units) => stats.read_units += units,
+            Capacity::Write(units) => stats.write_units += units,
+        }
+    });
 }
 
 /// A throttled DynamoDB request (the SDK's interceptor, [`crate::calls`]).
@@ -149,6 +179,9 @@ pub(crate) fn note_lock_wait(paused: Duration) {
     });
 }
 
+/// The `Cause` of a 503 whose answer did not say why.
+pub const OTHER_CAUSE: &str = "other";
+
 /// One answered API request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestMetrics<'a> {
@@ -156,6 +189,8 @@ pub struct RequestMetrics<'a> {
     pub route: &'a str,
     /// The answer's status.
     pub status: u16,
+    /// Why a 503 was answered (`throttled`, `busy`, ...), when the answer says.
+    pub unavailable_cause: Option<&'a str>,
     /// Time to the answer.
     pub latency: Duration,
     /// DynamoDB requests sent, retries included.
@@ -165,23 +200,34 @@ pub struct RequestMetrics<'a> {
 }
 
 impl RequestMetrics<'_> {
-    /// The request's line: `Requests` and `Latency` per `Route` and in
-    /// total; the rest in total.
+    /// The request's line: `Requests` per `Route` and `StatusClass`,
+    /// `Latency` per `Route`, `Unavailable` per `Cause` (on a 503), each
+    /// also in total; the rest in total only.
     pub fn line(&self) -> MetricLine {
-        MetricLine::new(&[("Route", self.route.into()), ("Status", self.status.into())])
-            .metrics(
-                &[&["Route"], &[]],
-                &[("Requests", "Count", 1.0), ("Latency", "Milliseconds", self.latency.as_secs_f64() * 1000.0)],
-            )
+        let unavailable = self.status == 503;
+        let mut properties = vec![
+            ("Route", self.route.into()),
+            ("Status", self.status.into()),
+            ("StatusClass", format!("{}xx", self.status / 100).into()),
+        ];
+        if unavailable {
+            properties.push(("Cause", self.unavailable_cause.unwrap_or(OTHER_CAUSE).into()));
+        }
+        let unavailable_by: &[&[&str]] = if unavailable { &[&["Cause"], &[]] } else { &[&[]] };
+        MetricLine::new(&properties)
+            .metrics(&[&["Route", "StatusClass"], &[]], &[("Requests", "Count", 1.0)])
+            .metrics(&[&["Route"], &[]], &[("Latency", "Milliseconds", self.latency.as_secs_f64() * 1000.0)])
+            .metrics(unavailable_by, &[("Unavailable", "Count", count(unavailable))])
             .metrics(
                 &[&[]],
                 &[
                     ("ServerErrors", "Count", count(self.status >= 500)),
                     ("ClientErrors", "Count", count((400..500).contains(&self.status))),
                     ("Locked", "Count", count(self.status == 423)),
-                    ("Unavailable", "Count", count(self.status == 503)),
                     ("DynamoDbCalls", "Count", self.dynamodb_calls as f64),
                     ("DynamoDbThrottles", "Count", self.stats.throttles as f64),
+                    ("DynamoDbReadUnits", "Count", self.stats.read_units),
+                    ("DynamoDbWriteUnits", "Count", self.stats.write_units),
                     ("LockWaits", "Count", self.stats.lock_waits as f64),
                     ("LockWaitTime", "Milliseconds", self.stats.lock_wait.as_secs_f64() * 1000.0),
                 ],
@@ -199,6 +245,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "Unavailable",
     "DynamoDbCalls",
     "DynamoDbThrottles",
+    "DynamoDbReadUnits",
+    "DynamoDbWriteUnits",
     "LockWaits",
     "LockWaitTime",
     "SweepScanned",

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::{Refusal, SessionError};
-use dynamodb_sessions_axum::http_error::{error_response, store_error_message, store_error_status};
+use dynamodb_sessions_axum::http_error::{error_response, store_error_message, store_error_status, UnavailableCause};
 use serde_json::json;
 
 use crate::request::{current_request_id, LOCK_TOKEN_HEADER};
@@ -121,7 +121,14 @@ impl IntoResponse for ApiError {
             // Where in the body, for the client to fix its request.
             error["path"] = path.as_str().into();
         }
-        error_response(status, error)
+        let mut response = error_response(status, error);
+        if let ApiError::Store(err) = &self {
+            // For the request's metrics line.
+            if let Some(cause) = UnavailableCause::of(err) {
+                response.extensions_mut().insert(cause);
+            }
+        }
+        response
     }
 }
 
@@ -200,6 +207,43 @@ mod tests {
                     "{message}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_503_carries_its_cause_for_the_metrics() {
+        let cases: Vec<(SessionError, Option<&str>)> = vec![
+            (SessionError::Throttled { operation: "GetItem" }, Some("throttled")),
+            (SessionError::Conflict, Some("busy")),
+            (
+                SessionError::Unavailable {
+                    operation: "TransactWriteItems",
+                    code: Some("TransactionConflictException".into()),
+                    source: "conflict".into(),
+                },
+                Some("busy"),
+            ),
+            (
+                SessionError::Unavailable { operation: "GetItem", code: None, source: "timeout".into() },
+                Some("no_answer"),
+            ),
+            (
+                SessionError::Unavailable {
+                    operation: "UpdateItem",
+                    code: Some("InternalServerError".into()),
+                    source: "5xx".into(),
+                },
+                Some("server_error"),
+            ),
+            (SessionError::Locked, None),
+            (SessionError::NotFound, None),
+        ];
+        for (err, cause) in cases {
+            let response = ApiError::from(err).into_response();
+            assert_eq!(response.status() == StatusCode::SERVICE_UNAVAILABLE, cause.is_some());
+            let carried = response.extensions().get::<UnavailableCause>().map(|UnavailableCause(cause)| *cause);
+            assert_eq!(carried, cause);
+            assert!(cause.is_none_or(|cause| UnavailableCause::ALL.contains(&cause)), "{cause:?} is listed");
         }
     }
 }

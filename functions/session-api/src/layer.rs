@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use dynamodb_sessions::calls::counted;
 use dynamodb_sessions::metrics::{self, RequestMetrics};
 use dynamodb_sessions::{budget, SessionId, SessionStore};
+use dynamodb_sessions_axum::http_error::UnavailableCause;
 
 use crate::error::ApiError;
 use crate::request::{with_request_id, RequestDeadline, RequestId, UndecodableBody};
@@ -64,10 +65,16 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         "request"
     );
     let route = route_dimension(&method, route.as_deref(), response.status());
-    let status = response.status().as_u16();
-    RequestMetrics { route: &route, status, latency: started.elapsed(), dynamodb_calls: calls.len(), stats }
-        .line()
-        .emit(&api.store().config().metrics_namespace);
+    RequestMetrics {
+        route: &route,
+        status: response.status().as_u16(),
+        unavailable_cause: response.extensions().get::<UnavailableCause>().map(|UnavailableCause(cause)| *cause),
+        latency: started.elapsed(),
+        dynamodb_calls: calls.len(),
+        stats,
+    }
+    .line()
+    .emit(&api.store().config().metrics_namespace);
     // A preflight (OPTIONS) touched no session: it starts no GC either.
     if response.status().is_success() && method != Method::OPTIONS {
         match api.automatic_gc() {

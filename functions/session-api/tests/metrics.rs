@@ -14,15 +14,17 @@ use serde_json::{json, Value};
 const JSON: (&str, &str) = ("content-type", "application/json");
 
 /// Every metric of a request's line, in order.
-const REQUEST_METRICS: [&str; 10] = [
+const REQUEST_METRICS: [&str; 12] = [
     "Requests",
     "Latency",
+    "Unavailable",
     "ServerErrors",
     "ClientErrors",
     "Locked",
-    "Unavailable",
     "DynamoDbCalls",
     "DynamoDbThrottles",
+    "DynamoDbReadUnits",
+    "DynamoDbWriteUnits",
     "LockWaits",
     "LockWaitTime",
 ];
@@ -35,9 +37,14 @@ fn request_line(lines: &[Value]) -> &Value {
     assert_eq!(emf_metric_names(line), REQUEST_METRICS, "{line}");
     let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
     assert!(directives.iter().all(|directive| directive["Namespace"] == metrics::NAMESPACE));
-    // Per route and in total; the rest in total only (few metrics: each is billed).
-    assert_eq!(directives[0]["Dimensions"], json!([["Route"], []]));
-    assert_eq!(directives[1]["Dimensions"], json!([[]]));
+    // Requests per route and status class, latency per route, 503s per
+    // cause, each also in total; the rest in total only (few metrics: each is billed).
+    assert_eq!(directives[0]["Dimensions"], json!([["Route", "StatusClass"], []]));
+    assert_eq!(directives[1]["Dimensions"], json!([["Route"], []]));
+    let unavailable = if line["Status"] == 503 { json!([["Cause"], []]) } else { json!([[]]) };
+    assert_eq!(directives[2]["Dimensions"], unavailable);
+    assert_eq!(directives[3]["Dimensions"], json!([[]]));
+    assert_eq!(line["Cause"].is_string(), line["Status"] == 503, "a Cause on 503s only: {line}");
     line
 }
 
@@ -54,6 +61,7 @@ async fn a_request_emits_one_line_with_its_route_status_and_calls() {
     assert_eq!(created.status, 201);
     let line = request_line(&lines);
     assert_eq!((&line["Route"], &line["Status"]), (&json!("POST /sessions"), &json!(201)));
+    assert_eq!(line["StatusClass"], "2xx");
     assert_values(
         line,
         &[
@@ -64,6 +72,9 @@ async fn a_request_emits_one_line_with_its_route_status_and_calls() {
             ("Unavailable", 0.0),
             ("DynamoDbCalls", 1.0),
             ("DynamoDbThrottles", 0.0),
+            // A small item: one write unit, as DynamoDB reported it.
+            ("DynamoDbReadUnits", 0.0),
+            ("DynamoDbWriteUnits", 1.0),
             ("LockWaits", 0.0),
             ("LockWaitTime", 0.0),
         ],
@@ -75,9 +86,13 @@ async fn a_request_emits_one_line_with_its_route_status_and_calls() {
     // The route's template, never its path; a client's made-up path or method
     // is one value, whatever it sends.
     let (_, lines) = metrics::captured(app.call("GET", &format!("/sessions/{id}"), &[], None)).await;
-    assert_eq!(request_line(&lines)["Route"], "GET /sessions/{id}");
+    let line = request_line(&lines);
+    assert_eq!(line["Route"], "GET /sessions/{id}");
+    // One strongly consistent read of a small item.
+    assert_values(line, &[("DynamoDbCalls", 1.0), ("DynamoDbReadUnits", 1.0), ("DynamoDbWriteUnits", 0.0)]);
     let (_, lines) = metrics::captured(app.call("GET", &format!("/nowhere/{id}"), &[], None)).await;
-    assert_eq!(request_line(&lines)["Route"], "unmatched");
+    let line = request_line(&lines);
+    assert_eq!((&line["Route"], &line["StatusClass"]), (&json!("unmatched"), &json!("4xx")));
     for (method, uri) in [("BREW", "/sessions"), ("GET", "/sessions"), ("OPTIONS", "/sessions")] {
         let (_, lines) = metrics::captured(app.call(method, uri, &[], None)).await;
         assert_eq!(request_line(&lines)["Route"], "other /sessions", "{method} {uri}");
