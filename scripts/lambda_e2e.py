@@ -131,6 +131,7 @@ def check_metrics(logs):
           f"session-api wrote one per request, by route template: {sorted(map(str, routes))}")
     check(all(line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DynamoDbSessions" for line in api),
           "in the DynamoDbSessions namespace")
+    check(api and all(line.get("requestId") for line in api), "each names its invocation (requestId)")
     # Every log line written during an invocation names it (the runtime's span).
     logged = [line for line in json_lines(logs / "session-api.log") if line.get("fields", {}).get("message") == "request"]
     check(logged and all(any("requestId" in span for span in line.get("spans", [])) for line in logged),

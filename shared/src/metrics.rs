@@ -53,6 +53,17 @@ impl MetricLine {
         MetricLine { properties, directives: Vec::new() }
     }
 
+    /// The line naming the invocation it is about, and its X-Ray trace when
+    /// traced (`requestId`, `traceId`): a metric's spike leads to the log
+    /// lines and the trace behind it.
+    pub fn of_invocation(mut self, request_id: &str, trace_id: Option<&str>) -> Self {
+        self.properties.insert("requestId".into(), request_id.into());
+        if let Some(trace_id) = trace_id {
+            self.properties.insert("traceId".into(), trace_id.into());
+        }
+        self
+    }
+
     /// Metrics published under each of `dimension_sets` (`&[]` is the total, without dimensions).
     pub fn metrics(
         mut self,

@@ -19,7 +19,7 @@ use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent, Request, RequestExt};
 
-use crate::request::{RequestDeadline, RequestId, UndecodableBody};
+use crate::request::{RequestDeadline, RequestId, TraceId, UndecodableBody};
 
 /// Marks a request whose body was dropped by [`mark_invalid_base64`]; only
 /// this front sets it (a client's own is removed).
@@ -84,6 +84,10 @@ fn prepare(mut request: Request) -> Request {
     let invocation = request.lambda_context_ref().map(|context| context.request_id.clone());
     if let Some(id) = invocation.filter(|id| !id.is_empty()) {
         request.extensions_mut().insert(RequestId(id));
+    }
+    let trace = request.lambda_context_ref().and_then(|context| context.xray_trace_id.clone());
+    if let Some(trace) = trace.filter(|trace| !trace.is_empty()) {
+        request.extensions_mut().insert(TraceId(trace));
     }
     // The invocation's deadline, epoch ms. One already past is no deadline:
     // 0 when invoked by hand (as in tests), a duration from some emulators
@@ -152,6 +156,20 @@ mod tests {
         assert_eq!(without_stage("/production/sessions", "prod"), "/production/sessions");
         assert_eq!(without_stage("/sessions", "prod"), "/sessions");
         assert_eq!(without_stage("/sessions/sessions", "sessions"), "/sessions");
+    }
+
+    #[test]
+    fn the_invocations_ids_name_the_request() {
+        let mut context = Context::default();
+        context.request_id = "invocation-1".into();
+        context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into());
+        let prepared = prepare(Request::default().with_lambda_context(context));
+        assert_eq!(prepared.extensions().get::<RequestId>().map(|RequestId(id)| id.as_str()), Some("invocation-1"));
+        let trace = prepared.extensions().get::<TraceId>().map(|TraceId(trace)| trace.as_str());
+        assert_eq!(trace, Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"));
+        // Not traced: no trace id.
+        let prepared = prepare(Request::default().with_lambda_context(Context::default()));
+        assert!(prepared.extensions().get::<TraceId>().is_none());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use dynamodb_sessions::{budget, SessionId, SessionStore};
 use dynamodb_sessions_axum::http_error::UnavailableCause;
 
 use crate::error::ApiError;
-use crate::request::{with_request_id, RequestDeadline, RequestId, UndecodableBody};
+use crate::request::{with_request_id, RequestDeadline, RequestId, TraceId, UndecodableBody};
 use crate::state::{ApiState, AutomaticGc};
 
 /// Time held back from a request's deadline: the budget its work gets ends
@@ -34,6 +34,7 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
     let method = request.method().clone();
     // The route's template, never the path: a path holds a session id.
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+    let trace_id = request.extensions().get::<TraceId>().map(|TraceId(trace)| trace.clone());
     let undecodable = request.extensions().get::<UndecodableBody>().is_some();
     // The end of the request's budget: its deadline, less what is held back.
     let budget_end = match request.extensions().get::<RequestDeadline>() {
@@ -74,6 +75,7 @@ pub(crate) async fn per_request(State(api): State<ApiState>, request: Request, n
         stats,
     }
     .line()
+    .of_invocation(&request_id, trace_id.as_deref())
     .emit(&api.store().config().metrics_namespace);
     // A preflight (OPTIONS) touched no session: it starts no GC either.
     if response.status().is_success() && method != Method::OPTIONS {

@@ -17,6 +17,10 @@ tokio::task_local! {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The invocation's X-Ray trace id, set by the Lambda front when X-Ray traces it.
+#[derive(Debug, Clone)]
+pub struct TraceId(pub String);
+
 /// When the request must be answered by, set by a front that knows (the
 /// Lambda invocation's deadline). Without one, the state's request time
 /// limit applies, from the request's arrival.

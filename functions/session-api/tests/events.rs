@@ -180,6 +180,7 @@ async fn sweep_with(event: Value) {
 
     let mut context = Context::default();
     context.request_id = "test-run".into();
+    context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into());
     context.deadline = (now() as u64 + 60) * 1000;
     let (outcome, lines) = metrics::captured(session_gc::handle(app.store(), LambdaEvent::new(event, context))).await;
     let ScheduledSweep::Swept(report) = outcome.unwrap() else { panic!("another sweep ran") };
@@ -189,6 +190,9 @@ async fn sweep_with(event: Value) {
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
     assert_eq!(emf_problems(line), Vec::<String>::new(), "{line}");
+    // The invocation and its trace, for the way from a metric to its logs and trace.
+    assert_eq!(line["requestId"], "test-run");
+    assert_eq!(line["traceId"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
     let sweep_metrics = [
         ("SweepScanned", report.scanned as f64),
         ("SweepDeleted", 2.0),

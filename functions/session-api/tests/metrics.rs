@@ -62,6 +62,9 @@ async fn a_request_emits_one_line_with_its_route_status_and_calls() {
     let line = request_line(&lines);
     assert_eq!((&line["Route"], &line["Status"]), (&json!("POST /sessions"), &json!(201)));
     assert_eq!(line["StatusClass"], "2xx");
+    // The request's id (made up off Lambda), and no trace: X-Ray did not trace it.
+    assert!(line["requestId"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+    assert!(line.get("traceId").is_none(), "{line}");
     assert_values(
         line,
         &[

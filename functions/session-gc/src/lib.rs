@@ -44,7 +44,11 @@ pub async fn handle(store: &SessionStore, event: LambdaEvent<serde_json::Value>)
         ScheduledSweep::Swept(report) => report.log("gc sweep"),
         ScheduledSweep::AnotherSweepRunning => tracing::info!("gc sweep skipped: another sweep holds the checkpoint"),
     }
-    outcome.metric_line().emit(&store.config().metrics_namespace);
+    let context = &event.context;
+    outcome
+        .metric_line()
+        .of_invocation(&context.request_id, context.xray_trace_id.as_deref())
+        .emit(&store.config().metrics_namespace);
     Ok(outcome)
 }
 
