@@ -17,6 +17,11 @@ arm64 figures with each other only.
 
 Targets (issue #9): our API bootstrap within 15% of the bare binary's size,
 zipped at most 4.5 MB, start-up within 1.2x of the bare binary's.
+
+When scripts/bench built them (target/bench-before), the API and GC
+bootstraps as they were before the metrics (issue 29) run in the same
+rounds, and a last table gives each one's size, start-up and memory before
+and after.
 """
 
 import argparse
@@ -33,6 +38,8 @@ MB = 1024 * 1024
 # What each binary answers first, and the event that asks it.
 FIRST_EVENT = {"session-api": "api-read-not-found.json", "session-gc": "gc-schedule-v2.json",
                "example-app": "app-show-new-visitor.json", "bare-lambda": "api-read-not-found.json"}
+# The bootstraps from before the metrics, each under the name of what it is today.
+BEFORE = {"api-before": "session-api", "gc-before": "session-gc"}
 
 
 def zipped_size(binary):
@@ -49,8 +56,9 @@ def cold_start(dynamodb_url, architecture, name, binary):
     Each start gets an emulator of its own, so that no poller of an earlier
     process is waiting there; every binary registers under its own name, the bare one as
     `session-api` (the emulator only serves the workspace's binary names)."""
-    function = name if name in FUNCTIONS else "session-api"
-    payload = (EVENTS / FIRST_EVENT[name]).read_bytes()
+    function = BEFORE.get(name, name)
+    function = function if function in FUNCTIONS else "session-api"
+    payload = (EVENTS / FIRST_EVENT[function if function in FIRST_EVENT else name]).read_bytes()
     with Stack("bench-lambda") as stack:
         runtime_port = stack.runtime_emulator()
         started = time.monotonic()
@@ -64,14 +72,19 @@ def cold_start(dynamodb_url, architecture, name, binary):
     return elapsed, rss
 
 
-def measure(dynamodb_url, architecture, name, binary, runs):
-    starts = [cold_start(dynamodb_url, architecture, name, binary) for _ in range(runs)]
-    return {
+def measure(dynamodb_url, architecture, binaries, runs):
+    """Each binary's figures; the fresh starts go round the binaries in turn,
+    so a noisy moment of a shared machine falls on all of them alike."""
+    starts = {name: [] for name in binaries}
+    for _ in range(runs):
+        for name, binary in binaries.items():
+            starts[name].append(cold_start(dynamodb_url, architecture, name, binary))
+    return {name: {
         "size": binary.stat().st_size,
         "zip": zipped_size(binary),
-        "startup": statistics.median(s for s, _ in starts),
-        "rss": max((r for _, r in starts if r), default=0),
-    }
+        "startup": statistics.median(s for s, _ in starts[name]),
+        "rss": max((r for _, r in starts[name] if r), default=0),
+    } for name, binary in binaries.items()}
 
 
 def row(architecture, name, figures, bare):
@@ -95,11 +108,29 @@ def targets(figures):
     return lines
 
 
+def before_and_after(figures):
+    """Each bootstrap before the metrics and now, per architecture."""
+    lines = []
+    for architecture, binaries in figures.items():
+        for before, now in BEFORE.items():
+            if before not in binaries:
+                continue
+            old, new = binaries[before], binaries[now]
+            rss = f"{old['rss'] / 1024:.1f} -> {new['rss'] / 1024:.1f} MiB" if old["rss"] and new["rss"] else "n/a"
+            lines.append(f"  {architecture:7} {now:12} size {old['size']:,} -> {new['size']:,} bytes"
+                         f" ({new['size'] / old['size'] - 1:+.1%}), zipped {new['zip'] / old['zip'] - 1:+.1%},"
+                         f" start-up {old['startup'] * 1000:.0f} -> {new['startup'] * 1000:.0f} ms"
+                         f" ({new['startup'] / old['startup']:.2f}x), peak RSS {rss}")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--architectures", nargs="+", default=["x86_64", "arm64"])
     parser.add_argument("--bare-dir", default=str(ROOT / "target" / "bench-bare"),
                         help="where scripts/bench built the bare binary: <dir>/<architecture>/bootstrap")
+    parser.add_argument("--before-dir", default=str(ROOT / "target" / "bench-before"),
+                        help="where scripts/bench built the bootstraps before the metrics: <dir>/<architecture>/<binary>/bootstrap")
     parser.add_argument("--runs", type=int, default=5, help="fresh starts per binary (arm64: at least 3)")
     args = parser.parse_args()
     figures = {}
@@ -108,9 +139,12 @@ def main():
         for architecture in args.architectures:
             binaries = {name: build_dir(architecture) / logical / "bootstrap" for name, logical in FUNCTIONS.items()}
             binaries["bare-lambda"] = Path(args.bare_dir) / architecture / "bootstrap"
+            for before, now in BEFORE.items():
+                built = Path(args.before_dir) / architecture / now / "bootstrap"
+                if built.exists():
+                    binaries[before] = built
             runs = args.runs if architecture == "x86_64" else max(3, args.runs // 2)
-            figures[architecture] = {name: measure(dynamodb_url, architecture, name, binary, runs)
-                                     for name, binary in binaries.items()}
+            figures[architecture] = measure(dynamodb_url, architecture, binaries, runs)
     print(f"{'arch':7} {'binary':12} {'size':>10} {'zipped':>9} {'start-up':>11} {'peak RSS':>10}   vs bare-lambda")
     for architecture, binaries in figures.items():
         for name, measured in binaries.items():
@@ -118,6 +152,10 @@ def main():
     print("start-up: process start to first response (median); arm64 under qemu: emulated, compare within arm64 only")
     print("targets for session-api:")
     print("\n".join(targets(figures)))
+    compared = before_and_after(figures)
+    if compared:
+        print("before the metrics (issue 29) -> now, in the same rounds:")
+        print("\n".join(compared))
 
 
 if __name__ == "__main__":
