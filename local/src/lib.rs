@@ -1,4 +1,6 @@
 //! The `sessions-local` library: what the `sessions` binary and the tests
-//! share. For now, the DynamoDB capacity and fault simulator.
+//! share: the router `sessions serve` serves, and the DynamoDB capacity and
+//! fault simulator.
 
+pub mod serve;
 pub mod simulator;

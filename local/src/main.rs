@@ -5,7 +5,8 @@
 //!                           AWS_ENDPOINT_URL_DYNAMODB is set; sweeps on a timer.
 //!                           --capacity/--faults put the DynamoDB simulator
 //!                           (capacity limits, faults) in front of it; its
-//!                           OpenAPI document at /openapi.json
+//!                           OpenAPI document at /openapi.json; CORS as API
+//!                           Gateway's (CORS_ALLOWED_ORIGINS, CORS_ALLOW_CREDENTIALS)
 //!   sessions create-table   create_sessions_table(read, write) on the configured table
 //!   sessions gc             one full sweep; prints its report as JSON
 //!   sessions seed-events    put the sessions the files in events/ name into the
@@ -18,7 +19,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dynamodb_sessions::{dynamodb_client, emulator, logging, Config, SessionStore, SweepOptions, TableCapacity};
-use session_api::{router, ApiState, AutomaticGc, HttpSettings};
+use session_api::cors::CorsSettings;
+use session_api::{ApiState, AutomaticGc, HttpSettings};
+use sessions_local::serve::served_router;
 use sessions_local::simulator::{
     self, CapacityConfig, FaultConfig, InitialCredit, RunningSimulator, Simulator, SimulatorConfig,
 };
@@ -182,6 +185,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     format!("--request-timeout (REQUEST_TIMEOUT) {request_timeout}: must be 2 to 900 seconds")
                 })?;
             let settings = HttpSettings::from_env().map_err(|e| e.to_string())?;
+            let cors = CorsSettings::from_env().map_err(|e| e.to_string())?;
             let dynamodb_addr = SocketAddr::new(dynamodb_host, dynamodb_port);
             let simulation = simulate.config(dynamodb_addr);
             // Kept for the server's lifetime: dropping it stops the simulator.
@@ -232,10 +236,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("Session API: http://{addr}  (try: curl -i http://{addr}/sessions -H 'content-type: application/json' -d '{{\"user.name\":\"jeremy\"}}')");
-            // The API's contract, as this server's settings make it (its cookie's name).
-            let contract = axum::Json(session_api::openapi::document(state.cookie().name()));
-            let app = router(state)
-                .route(session_api::openapi::PATH, axum::routing::get(move || std::future::ready(contract.clone())));
+            let app = served_router(state, &cors);
             let served = axum::serve(listener, app).await.map_err(|e| e.to_string());
             drop(simulator);
             served

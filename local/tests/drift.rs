@@ -1,13 +1,15 @@
 //! The options must not drift apart between the code (declared once:
-//! `Config::OPTIONS`, `HttpSettings::OPTIONS`), the README's configuration
-//! table, and template.yaml (its parameters and the functions' environment).
-//! Everything compared lives in this repository.
+//! `Config::OPTIONS`, `HttpSettings::OPTIONS`, `CorsSettings::OPTIONS`), the
+//! README's configuration table, and template.yaml (its parameters, the
+//! functions' environment, and the HTTP API's CORS, which `sessions serve`
+//! answers the same way). Everything compared lives in this repository.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dynamodb_sessions::Config;
 use serde_yaml::Value;
+use session_api::cors::{self, AllowedOrigins, CorsSettings};
 use session_api::HttpSettings;
 use template_yaml::{repository_file, scalar, template};
 
@@ -16,7 +18,8 @@ mod template_yaml;
 
 /// Every option's variable and default, as the environment writes it.
 fn defaults() -> BTreeMap<&'static str, String> {
-    Config::default().to_env().into_iter().chain(HttpSettings::default().to_env()).collect()
+    let cors = CorsSettings::default().to_env();
+    Config::default().to_env().into_iter().chain(HttpSettings::default().to_env()).chain(cors).collect()
 }
 
 /// Variables that are not options of ours but are documented and passed.
@@ -203,4 +206,55 @@ fn the_worst_case_of_a_request_fits_the_api_functions_timeout() {
         worst_case(parameter("MaxLockWaitTime", "MaxValue"), parameter("DynamoDbOperationTimeout", "MaxValue"));
     let bounded = at_maxima.min(budget) + dynamodb_sessions::budget::CLEANUP_GRACE;
     assert!(bounded < function_timeout, "at the maxima ({at_maxima:?}), cut by the budget: {bounded:?}");
+}
+
+/// A template list (`[a, b]`) as strings.
+fn strings(value: &Value) -> Vec<String> {
+    value.as_sequence().unwrap_or_else(|| panic!("a list: {value:?}")).iter().map(scalar).collect()
+}
+
+#[test]
+fn the_local_servers_cors_is_api_gateways() {
+    let template = template();
+    // `CorsConfiguration: !If [HasCorsOrigins, {...}, !Ref AWS::NoValue]`: off without origins, as locally.
+    let Value::Tagged(configured) = &template["Resources"]["SessionHttpApi"]["Properties"]["CorsConfiguration"] else {
+        panic!("CorsConfiguration is an !If")
+    };
+    assert_eq!(scalar(&configured.value[0]), "HasCorsOrigins");
+    let gateway = &configured.value[1];
+    assert_eq!(strings(&gateway["AllowMethods"]), cors::ALLOW_METHODS);
+    assert_eq!(strings(&gateway["AllowHeaders"]), cors::ALLOW_HEADERS);
+    assert_eq!(strings(&gateway["ExposeHeaders"]), cors::EXPOSE_HEADERS);
+    assert_eq!(gateway["MaxAge"].as_u64(), Some(cors::MAX_AGE.as_secs()));
+    // The origins and credentials come from the parameters, whose defaults are ours.
+    let Value::Tagged(split) = &gateway["AllowOrigins"] else { panic!("AllowOrigins is a !Split") };
+    assert_eq!(split.tag, "Split");
+    assert_eq!(reference(&split.value[1]).as_deref(), Some("CorsAllowedOrigins"));
+    let Value::Tagged(credentials) = &gateway["AllowCredentials"] else { panic!("AllowCredentials is an !If") };
+    assert_eq!(scalar(&credentials.value[0]), "CorsCredentialsAllowed");
+    let condition = serde_yaml::to_string(&template["Conditions"]["CorsCredentialsAllowed"]).unwrap();
+    assert!(condition.contains("CorsAllowCredentials") && condition.contains("'true'"), "{condition}");
+    let defaults = defaults();
+    let parameter_default = |name: &str| scalar(&template["Parameters"][name]["Default"]);
+    assert_eq!(parameter_default("CorsAllowedOrigins"), defaults["CORS_ALLOWED_ORIGINS"]);
+    assert_eq!(parameter_default("CorsAllowCredentials"), defaults["CORS_ALLOW_CREDENTIALS"]);
+
+    // The same origins are accepted: the parameter's pattern and ours agree.
+    let pattern = scalar(&template["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"]);
+    let pattern = regex_lite::Regex::new(&pattern).expect("the parameter's pattern");
+    for origins in [
+        "",
+        "*",
+        "http://localhost:5173",
+        "https://app.example.com,http://localhost:8080",
+        "localhost:5173",
+        "http://a.example, http://b.example",
+        "http://",
+        "http://a,",
+        "ftp://a",
+        "*,http://a",
+    ] {
+        let ours = origins.parse::<AllowedOrigins>();
+        assert_eq!(ours.is_ok(), pattern.is_match(origins), "{origins:?}: ours {ours:?}");
+    }
 }

@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod lambda;
