@@ -7,6 +7,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
+use axum::Router;
 use common::*;
 use session_api::cors::CorsSettings;
 use session_api::{ApiState, HttpSettings};
@@ -16,10 +17,15 @@ use tower::ServiceExt;
 
 const FRONT_END: &str = "http://localhost:5173";
 
-async fn answer(cors: &CorsSettings, request: Request<Body>) -> Response<Body> {
+/// `sessions serve`'s router with these CORS settings, on a fresh table (kept by the service).
+async fn served(cors: &CorsSettings) -> (Service, Router) {
     let service = Service::start(config(&[]), SimulatorConfig::default()).await;
     let app = served_router(ApiState::new(service.store.clone(), HttpSettings::default()).unwrap(), cors);
-    app.oneshot(request).await.unwrap()
+    (service, app)
+}
+
+async fn answer(app: &Router, request: Request<Body>) -> Response<Body> {
+    app.clone().oneshot(request).await.unwrap()
 }
 
 fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
@@ -42,8 +48,8 @@ fn settings(origins: &str, credentials: &str) -> CorsSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listed_origin_gets_api_gateways_cors_with_credentials() {
-    let cors = settings(FRONT_END, "true");
-    let answered = answer(&cors, preflight(FRONT_END)).await;
+    let (_service, app) = served(&settings(FRONT_END, "true")).await;
+    let answered = answer(&app, preflight(FRONT_END)).await;
     assert!(answered.status().is_success(), "{}", answered.status());
     assert_eq!(header(&answered, "access-control-allow-origin"), Some(FRONT_END));
     assert_eq!(header(&answered, "access-control-allow-credentials"), Some("true"));
@@ -60,7 +66,7 @@ async fn a_listed_origin_gets_api_gateways_cors_with_credentials() {
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .unwrap();
-    let created = answer(&cors, create).await;
+    let created = answer(&app, create).await;
     assert_eq!(created.status(), 201);
     assert_eq!(header(&created, "access-control-allow-origin"), Some(FRONT_END));
     assert_eq!(
@@ -71,10 +77,12 @@ async fn a_listed_origin_gets_api_gateways_cors_with_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_not_listed_and_the_default_get_no_cors() {
-    let answered = answer(&settings(FRONT_END, "true"), preflight("http://localhost:8081")).await;
+    let (_service, app) = served(&settings(FRONT_END, "true")).await;
+    let answered = answer(&app, preflight("http://localhost:8081")).await;
     assert_eq!(header(&answered, "access-control-allow-origin"), None);
     // Off by default: the API answers OPTIONS itself (204 with Allow), no CORS.
-    let answered = answer(&CorsSettings::default(), preflight(FRONT_END)).await;
+    let (_service, app) = served(&CorsSettings::default()).await;
+    let answered = answer(&app, preflight(FRONT_END)).await;
     assert_eq!(answered.status(), 204);
     assert_eq!(header(&answered, "access-control-allow-origin"), None);
     assert!(answered.headers().get("allow").is_some());

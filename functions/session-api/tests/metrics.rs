@@ -119,3 +119,18 @@ async fn a_request_that_waits_for_a_lock_and_gives_up_emits_its_waits_and_423() 
     let waited = line["LockWaitTime"].as_f64().unwrap();
     assert!(waited > 0.0 && waited <= 300.0, "waited within MAX_LOCK_WAIT_TIME: {line}");
 }
+
+#[tokio::test]
+async fn a_request_line_names_the_invocation_and_its_trace() {
+    use session_api::request::{RequestId, TraceId};
+    let app = app(Config::builder()).await;
+    // As the Lambda front marks a request of a traced invocation.
+    let mut traced = request("POST", "/sessions", &[JSON], Some("{}"));
+    traced.extensions_mut().insert(RequestId("invocation-1".into()));
+    traced.extensions_mut().insert(TraceId("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()));
+    let (created, lines) = metrics::captured(app.send(traced)).await;
+    assert_eq!(created.status, 201);
+    let line = request_line(&lines);
+    assert_eq!(line["requestId"], "invocation-1");
+    assert_eq!(line["traceId"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+}
